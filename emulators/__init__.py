@@ -1,0 +1,5 @@
+"""Local stand-ins for Slack, Databricks, S3 and Snowflake that speak the real protocols."""
+
+from .stack import LocalStack
+
+__all__ = ["LocalStack"]
