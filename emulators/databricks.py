@@ -105,7 +105,8 @@ def load_jobs(path: Path = JOBS_FILE) -> dict[int, JobSpec]:
 
 
 class DatabricksEmulator:
-    def __init__(self, s3: S3Emulator, *, token: str = "dapi-local-stack", jobs: dict[int, JobSpec] | None = None) -> None:
+    def __init__(self, s3: S3Emulator, *, token: str = "dapi-local-stack",
+                 jobs: dict[int, JobSpec] | None = None) -> None:
         self.s3 = s3
         self.token = token
         self.jobs = jobs if jobs is not None else load_jobs()

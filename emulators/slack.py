@@ -192,12 +192,11 @@ class SlackEmulator:
         method = request.match_info["method"]
         self.calls.append(method)
         args = await _arguments(request)
-        if fault := self._faults.get(method):
-            if fault.remaining > 0:
-                fault.remaining -= 1
-                headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
-                error = "ratelimited" if fault.status == 429 else fault.error
-                return web.json_response({"ok": False, "error": error}, status=fault.status, headers=headers)
+        if (fault := self._faults.get(method)) and fault.remaining > 0:
+            fault.remaining -= 1
+            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
+            error = "ratelimited" if fault.status == 429 else fault.error
+            return web.json_response({"ok": False, "error": error}, status=fault.status, headers=headers)
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if request.headers.get("Authorization") != f"Bearer {expected}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
