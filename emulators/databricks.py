@@ -139,6 +139,15 @@ class DatabricksEmulator:
         if duration_seconds is not None:
             job.duration_seconds = duration_seconds
 
+    def reset(self) -> None:
+        """Back to the configured jobs with no faults (between tests)."""
+        self.jobs = load_jobs()
+        self._faults.clear()
+
+    def runs_for(self, run_id: str) -> list[EmulatedRun]:
+        """The Databricks runs started for one sync run id."""
+        return [run for run in self.runs.values() if run.parameters.get("run_id") == run_id]
+
     def calls_to(self, endpoint: str) -> int:
         return sum(1 for _, path in self.calls if path.endswith(endpoint))
 

@@ -106,6 +106,10 @@ class SlackEmulator:
         """The next `times` calls to a Web API method fail: 429 with Retry-After, a 500, or ok=false `error`."""
         self._faults[method] = Fault(status, error, times, retry_after)
 
+    def reset(self) -> None:
+        self._faults.clear()
+        self.bot_channels = {DEMO_CHANNEL_ID}
+
     async def drop_sockets(self) -> None:
         """Close every Socket Mode connection, as Slack does on a refresh; the client must reconnect."""
         self._connected.clear()

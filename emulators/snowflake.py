@@ -38,16 +38,19 @@ def _snowflake_error(code: str, message: str, sql_state: str = "22000") -> JSONR
                          "success": False})
 
 
-def _copy_into_with_real_errors(original: Any) -> Any:
+def _copy_into_with_real_errors(original: Any, emulator: SnowflakeEmulator) -> Any:
     """fakesnow lets a raw DuckDB error escape a COPY (an HTTP 500 the connector retries for minutes);
     Snowflake answers a corrupt Parquet file with error 100109. Do the same."""
 
     def copy_into(*args: Any, **kwargs: Any) -> Any:
         try:
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
         except (duckdb.InvalidInputException, duckdb.IOException) as exc:
             raise snowflake.connector.errors.ProgrammingError(
                 msg=f"Error parsing the parquet file: {exc}", errno=100109, sqlstate="22000") from None
+        # A test switch: the COPY has committed, but its answer is late (to crash a client in that window).
+        time.sleep(emulator.copy_delay_seconds)
+        return result
 
     return copy_into
 
@@ -58,6 +61,7 @@ class SnowflakeEmulator:
         self.port = port or free_port()
         self.user = user
         self.password = password
+        self.copy_delay_seconds = 0.0
         self.queries: list[dict[str, Any]] = []  # every statement the clients sent, with its session's QUERY_TAG
         self._tags: dict[str, str] = {}
         self._server: uvicorn.Server | None = None
@@ -72,7 +76,8 @@ class SnowflakeEmulator:
 
     def start(self) -> SnowflakeEmulator:
         fakesnow_server.shared_fs.duck_conn.register_filesystem(self.s3.filesystem())
-        fakesnow.cursor.copy_into = _copy_into_with_real_errors(fakesnow.cursor.copy_into)  # type: ignore[attr-defined]
+        fakesnow.cursor.copy_into = _copy_into_with_real_errors(  # type: ignore[attr-defined]
+            fakesnow.cursor.copy_into, self)  # type: ignore[attr-defined]
         fakesnow_server.logger.setLevel(logging.WARNING)
         routes = [route for route in fakesnow_server.routes
                   if route.path not in ("/session/v1/login-request", "/queries/v1/query-request")]  # type: ignore[attr-defined]
@@ -135,6 +140,10 @@ class SnowflakeEmulator:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {database}.{schema}.{table} ({DEMO_TABLE_COLUMNS})")
             cursor.execute(f"CREATE STAGE IF NOT EXISTS {database}.{schema}.{stage} "
                            f"URL='s3://{self.s3.bucket}/' FILE_FORMAT=(TYPE=PARQUET)")
+
+    def create_table(self, table_name: str) -> None:
+        with self.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table_name} ({DEMO_TABLE_COLUMNS})")
 
     def count_rows(self, table_name: str) -> int:
         with self.connect() as connection, connection.cursor() as cursor:

@@ -21,7 +21,8 @@ def build_service(settings: Settings) -> SyncService:
     retry_seconds = int(max(5, min(120, sync.run_timeout_seconds / 10)))
     return SyncService(
         store=SqliteRunStore(sync.db_path),
-        databricks=DatabricksJobs.connect(host=settings.databricks.host, retry_timeout_seconds=retry_seconds),
+        databricks=DatabricksJobs.connect(host=settings.databricks.host, token=settings.databricks.token,
+                                          retry_timeout_seconds=retry_seconds),
         loader=SnowflakeLoader(settings.snowflake, sync.export_prefix),
         default_target=settings.default_target,
         schedule=PollSchedule(sync.poll_interval_seconds, sync.poll_max_interval_seconds),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk import errors as dbx_errors
+from databricks.sdk.core import Config
 
 TERMINAL_LIFE_CYCLE_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 
@@ -51,9 +52,10 @@ class DatabricksJobs:
         self._jobs = client.jobs
 
     @classmethod
-    def connect(cls, *, host: str | None, retry_timeout_seconds: int) -> DatabricksJobs:
-        # Unified auth: token, OAuth service principal or profile all come from the environment as the SDK reads it.
-        return cls(WorkspaceClient(host=host, retry_timeout_seconds=retry_timeout_seconds))
+    def connect(cls, *, host: str | None, token: str | None, retry_timeout_seconds: int) -> DatabricksJobs:
+        # Unified auth: with no token given, the SDK finds OAuth service principal or profile credentials itself.
+        config = Config(host=host, token=token, retry_timeout_seconds=retry_timeout_seconds)
+        return cls(WorkspaceClient(config=config))
 
     def run_now(self, job_id: int, run_id: str) -> int:
         """Start the export; the same run_id (idempotency token) always gives back the same Databricks run."""

@@ -46,5 +46,7 @@ def configure_logging(secrets: Iterable[str] = (), level: int = logging.INFO) ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("slack_bolt", "slack_sdk", "databricks.sdk", "snowflake.connector", "urllib3", "aiohttp.access"):
+    for noisy in ("slack_bolt", "slack_sdk", "snowflake.connector", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The SDK warns when a workspace has no host metadata endpoint; its API errors reach us as exceptions.
+    logging.getLogger("databricks.sdk").setLevel(logging.ERROR)

@@ -73,6 +73,7 @@ class EnvReader:
 class DatabricksSettings:
     host: str | None
     job_id: int
+    token: str | None = field(default=None, repr=False)
     # Everything else (token, OAuth service principal, profile) is read by the SDK's own unified auth.
 
 
@@ -155,7 +156,7 @@ def read_settings(reader: EnvReader) -> Settings:
         reader.problems.append("DATABRICKS_TOKEN is not set: a personal access token, or set DATABRICKS_CLIENT_ID "
                                "and DATABRICKS_CLIENT_SECRET for an OAuth service principal")
     job_id = reader.integer("DATABRICKS_JOB_ID", "the id of the export job (Workflows → the job → Job ID)")
-    databricks = DatabricksSettings(host=host, job_id=job_id)
+    databricks = DatabricksSettings(host=host, job_id=job_id, token=reader.optional("DATABRICKS_TOKEN"))
 
     password = reader.optional("SNOWFLAKE_PASSWORD")
     key_file = reader.optional("SNOWFLAKE_PRIVATE_KEY_FILE")

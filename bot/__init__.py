@@ -1,0 +1,1 @@
+"""syncbot's Slack side: parse /sync, render runs as Block Kit, keep each run's thread current."""
