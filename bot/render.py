@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from orchestrator.models import RunStatus, StepLog, SyncRun
@@ -30,9 +31,13 @@ HELP_TEXT = "\n".join([
 Message = dict[str, Any]
 
 
+_USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
+
+
 def escape(text: str) -> str:
-    """Slack's three control characters, so user and API text can't form links or mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's three control characters, so API text can't form links or broadcasts; user mentions stay."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _USER_MENTION.sub(r"<@\1>", escaped)
 
 
 def _mention(user_id: str) -> str:
