@@ -118,6 +118,7 @@ class SyncBot:
         run_id = str(body["actions"][0].get("value", ""))
         user_id = body.get("user", {}).get("id", "")
         channel_id = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
+        answer: dict[str, Any]
         if refusal := self.access.refusal(user_id, channel_id):
             log_event(log, "button.refused", run_id=run_id, user=user_id, channel=channel_id)
             answer = {"text": refusal}

@@ -49,8 +49,9 @@ def outcome_line(run: SyncRun) -> str:
         return f"{run.rows_loaded or 0:,} rows from {run.files_loaded or 0} file(s) loaded"
     if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
         return escape(run.error or "")
-    if run.status is RunStatus.EXPORTING and run.databricks_state:
-        return f"Databricks run is {run.databricks_state}"
+    if run.status is RunStatus.EXPORTING:
+        state = run.databricks_state or "triggered"
+        return f"Databricks run {run.databricks_run_id} is {state}"
     if run.status is RunStatus.LOADING:
         return "COPY INTO is loading the exported files"
     return "waiting to start the Databricks job"

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from typing import Any
 
 import duckdb
@@ -27,6 +28,7 @@ from ._net import free_port
 from .s3 import S3Emulator
 
 ACCOUNT = "fakesnow"
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")  # fakesnow's own, harmless
 DEMO_TABLE_COLUMNS = (
     "CITY_NAME VARCHAR, COUNTRY_CODE VARCHAR, DATE DATE, TEMPERATURE_MAX_F DOUBLE, TEMPERATURE_MIN_F DOUBLE, "
     "PRECIPITATION_IN DOUBLE, HUMIDITY_PCT INTEGER, CONDITIONS VARCHAR, FORECAST_ISSUED_AT TIMESTAMP_NTZ"

@@ -60,7 +60,7 @@ class DatabricksJobs:
     def run_now(self, job_id: int, run_id: str) -> int:
         """Start the export; the same run_id (idempotency token) always gives back the same Databricks run."""
         waiter = self._jobs.run_now(job_id=job_id, job_parameters={"run_id": run_id}, idempotency_token=run_id)
-        return int(waiter.response.run_id)
+        return int(waiter.response.run_id)  # type: ignore[attr-defined]
 
     def get_run(self, databricks_run_id: int) -> JobRunState:
         run = self._jobs.get_run(run_id=databricks_run_id)
