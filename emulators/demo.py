@@ -33,7 +33,12 @@ def run_demo() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="syncbot-demo-"))
     print("Starting the local stack (S3, Snowflake, Databricks and Slack stand-ins)…", flush=True)
     stack = LocalStack(poll_interval_seconds=1.0, poll_max_interval_seconds=2.0, run_timeout_seconds=300).start()
-    env = {**os.environ, **stack.env(), "SYNC_DB_PATH": str(workdir / "syncbot.db"), "PYTHONUNBUFFERED": "1"}
+    # Every setting is given, empty where unused, so that a developer's own .env cannot leak into the demo.
+    unused = dict.fromkeys(("SNOWFLAKE_PRIVATE_KEY_FILE", "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "SNOWFLAKE_ROLE",
+                            "SNOWFLAKE_WAREHOUSE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET",
+                            "DATABRICKS_CONFIG_PROFILE", "SYNC_EXPORT_PREFIX"), "")
+    env = {**os.environ, **unused, **stack.env(), "SYNC_DB_PATH": str(workdir / "syncbot.db"),
+           "PYTHONUNBUFFERED": "1"}
     log_path = workdir / "bot.log"
     with log_path.open("w") as log_file:
         bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log_file,
