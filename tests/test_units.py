@@ -245,7 +245,7 @@ def test_the_store_keeps_runs_and_finds_unfinished_and_active_ones(kind, tmp_pat
 def test_a_corrupt_or_read_only_database_is_a_clear_start_up_error(tmp_path):
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="SYNC_DB_PATH=.*not a syncbot database"):
+    with pytest.raises(StoreError, match=r"SYNC_DB_PATH=.*not a syncbot database"):
         SqliteRunStore(corrupt)
     with pytest.raises(StoreError, match="SYNC_DB_PATH"):
         SqliteRunStore(tmp_path / "missing-folder" / "runs.db")
