@@ -26,7 +26,7 @@ JOBS_FILE = Path(__file__).with_name("jobs.toml")
 _EXPORT = re.compile(r"^\s*INSERT\s+OVERWRITE\s+DIRECTORY\s+'(?P<path>s3://[^']+)'\s+USING\s+PARQUET\s+"
                      r"(?:OPTIONS\s*\([^)]*\)\s+)?(?P<query>.+?);?\s*$", re.IGNORECASE | re.DOTALL)
 _PARAMETER = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z0-9_]+)\s*\}\}")
-OUTCOMES = ("success", "fail", "timedout", "canceled", "internal_error", "skipped", "hang")
+OUTCOMES = ("success", "corrupt", "fail", "timedout", "canceled", "internal_error", "skipped", "hang")
 
 _CITIES = [("Seattle", "US"), ("Denver", "US"), ("Chicago", "US"), ("Boston", "US"), ("Austin", "US"),
            ("Phoenix", "US"), ("Miami", "US"), ("Atlanta", "US"), ("Portland", "US"), ("Toronto", "CA"),
@@ -114,6 +114,7 @@ class DatabricksEmulator:
         self.calls: list[tuple[str, str]] = []  # (method, path) of every API call, for tests and benchmarks
         self._by_token: dict[tuple[int, str], int] = {}
         self._faults: dict[str, InjectedFault] = {}
+        self.run_now_delay_seconds = 0.0  # a test switch: run-now answers late (its run is created after the wait)
         self._ids = itertools.count(900_001)
         self._workspace = create_workspace()
         self._workspace.register_filesystem(s3.filesystem())
@@ -143,6 +144,7 @@ class DatabricksEmulator:
         """Back to the configured jobs with no faults (between tests)."""
         self.jobs = load_jobs()
         self._faults.clear()
+        self.run_now_delay_seconds = 0.0
 
     def runs_for(self, run_id: str) -> list[EmulatedRun]:
         """The Databricks runs started for one sync run id."""
@@ -183,6 +185,7 @@ class DatabricksEmulator:
 
     async def _run_now(self, request: web.Request) -> web.Response:
         body = await request.json()
+        await asyncio.sleep(self.run_now_delay_seconds)
         job_id = body.get("job_id")
         if not isinstance(job_id, int):
             return _error(400, "INVALID_PARAMETER_VALUE", "Missing required field: job_id")
@@ -254,12 +257,16 @@ class DatabricksEmulator:
             return
         if await self._phase(run, "RUNNING", job.duration_seconds):
             return
-        if job.outcome == "success":
+        if job.outcome in ("success", "corrupt"):
             try:
                 run.files = await asyncio.to_thread(self.export, job.sql, run.parameters)
             except Exception as exc:
                 self._end(run, "TERMINATED", "FAILED", f"[SQL_EXECUTION_ERROR] {exc}")
                 return
+            if job.outcome == "corrupt":  # a test switch: a truncated part file beside the good one
+                bucket, _, key = run.files[0].removeprefix("s3://").partition("/")
+                self.s3.client().put_object(Bucket=bucket, Key=key.replace("part-00000", "part-00001"),
+                                            Body=b"PAR1 this is not parquet")
             self._end(run, "TERMINATED", "SUCCESS", "")
         elif job.outcome == "internal_error":
             self._end(run, "INTERNAL_ERROR", "FAILED", job.message or "Cluster failed to start: "

@@ -44,12 +44,20 @@ def _copy_into_with_real_errors(original: Any, emulator: SnowflakeEmulator) -> A
     """fakesnow lets a raw DuckDB error escape a COPY (an HTTP 500 the connector retries for minutes);
     Snowflake answers a corrupt Parquet file with error 100109. Do the same."""
 
-    def copy_into(*args: Any, **kwargs: Any) -> Any:
+    def copy_into(duck_conn: duckdb.DuckDBPyConnection, *args: Any, **kwargs: Any) -> Any:
+        # Snowflake's default ON_ERROR=ABORT_STATEMENT loads all files or none; fakesnow inserts file by file.
+        duck_conn.execute("BEGIN TRANSACTION")
         try:
-            result = original(*args, **kwargs)
+            result = original(duck_conn, *args, **kwargs)
         except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+            duck_conn.execute("ROLLBACK")
             raise snowflake.connector.errors.ProgrammingError(
                 msg=f"Error parsing the parquet file: {exc}", errno=100109, sqlstate="22000") from None
+        except BaseException:
+            duck_conn.execute("ROLLBACK")
+            raise
+        duck_conn.execute("COMMIT")
+        duck_conn.execute(result)  # fakesnow returns the per-file result as a self-contained SELECT: re-run it
         # A test switch: the COPY has committed, but its answer is late (to crash a client in that window).
         time.sleep(emulator.copy_delay_seconds)
         return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -11,7 +13,13 @@ from databricks.sdk.core import Config
 
 TERMINAL_LIFE_CYCLE_STATES = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 
+class RetriesExhausted(Exception):
+    """The SDK retried a 429/503 or a refused connection for its whole budget. (Not a TimeoutError: asyncio
+    replaces a TimeoutError crossing `to_thread` with a fresh one, losing the API error that caused it.)"""
+
+
 _TRANSIENT_ERRORS = (
+    RetriesExhausted,
     dbx_errors.TooManyRequests,
     dbx_errors.TemporarilyUnavailable,
     dbx_errors.InternalError,
@@ -59,11 +67,13 @@ class DatabricksJobs:
 
     def run_now(self, job_id: int, run_id: str) -> int:
         """Start the export; the same run_id (idempotency token) always gives back the same Databricks run."""
-        waiter = self._jobs.run_now(job_id=job_id, job_parameters={"run_id": run_id}, idempotency_token=run_id)
+        with _retries_exhausted():
+            waiter = self._jobs.run_now(job_id=job_id, job_parameters={"run_id": run_id}, idempotency_token=run_id)
         return int(waiter.response.run_id)  # type: ignore[attr-defined]
 
     def get_run(self, databricks_run_id: int) -> JobRunState:
-        run = self._jobs.get_run(run_id=databricks_run_id)
+        with _retries_exhausted():
+            run = self._jobs.get_run(run_id=databricks_run_id)
         state = run.state
         life_cycle = state.life_cycle_state.value if state and state.life_cycle_state else "PENDING"
         result = state.result_state.value if state and state.result_state else None
@@ -75,7 +85,16 @@ class DatabricksJobs:
 
     def cancel_run(self, databricks_run_id: int) -> None:
         # Asynchronous on Databricks' side: the caller polls until the run is terminal.
-        self._jobs.cancel_run(run_id=databricks_run_id)
+        with _retries_exhausted():
+            self._jobs.cancel_run(run_id=databricks_run_id)
+
+
+@contextmanager
+def _retries_exhausted() -> Iterator[None]:
+    try:
+        yield
+    except TimeoutError as exc:
+        raise RetriesExhausted(describe_error(exc)) from exc.__cause__
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -84,6 +103,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def describe_error(exc: BaseException) -> str:
     """A sentence for a person: the API's error code and message, never a traceback or a credential."""
+    if isinstance(exc, RetriesExhausted):
+        return str(exc)
     if isinstance(exc, TimeoutError) and exc.__cause__ is not None:
         return f"{describe_error(exc.__cause__)} (still failing after the SDK's retries)"
     if isinstance(exc, dbx_errors.DatabricksError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from .store import RunStore
 
 log = logging.getLogger("syncbot.orchestrator")
 
-CANCEL_CONFIRM_SECONDS = 120.0  # how long to wait for Databricks to confirm a cancelled run has ended
+CANCEL_CONFIRM_SECONDS = 60.0  # how long to wait for Databricks to confirm a cancelled run has ended
 
 
 class RunFailed(Exception):
@@ -82,6 +83,7 @@ class SyncService:
         self._wakeups: dict[str, asyncio.Event] = {}
         self._cancel_requested: dict[str, str] = {}
         self._load_cancels: dict[str, threading.Event] = {}
+        self._last_errors: dict[str, str] = {}  # the latest transient API error per run, for the timeout message
         self._observers: list[Observer] = []
         self._start_lock = asyncio.Lock()
 
@@ -188,6 +190,7 @@ class SyncService:
         self._tasks.pop(run_id, None)
         self._wakeups.pop(run_id, None)
         self._cancel_requested.pop(run_id, None)
+        self._last_errors.pop(run_id, None)
         self._live.pop(run_id, None)
 
     async def _drive(self, run: SyncRun) -> None:
@@ -231,8 +234,8 @@ class SyncService:
         self._move(run, RunStatus.EXPORTING)
         try:  # only for the link; the poll loop reads the state for real
             run.run_page_url = (await asyncio.to_thread(self._databricks.get_run, databricks_run_id)).run_page_url
-        except Exception:
-            pass
+        except Exception as exc:
+            self._last_errors[run.run_id] = describe_error(exc)
         self._step(run, f"Databricks job {run.target.job_id} triggered: run {databricks_run_id}", url=run.run_page_url)
 
     async def _await_export(self, run: SyncRun) -> None:
@@ -244,14 +247,22 @@ class SyncService:
                 self._raise_if_cancel_requested(run)
             if self._deadline_passed(run):
                 last_state = run.databricks_state or "unknown"
-                await self._cancel_databricks_run(run)
+                confirmed = await self._cancel_databricks_run(run)
+                last_error = self._last_errors.get(run.run_id)
                 raise RunFailed(
                     f"timed out after {format_duration(self._timeout)} waiting for Databricks run "
-                    f"{run.databricks_run_id} (last state {last_state}); the Databricks run was cancelled")
+                    f"{run.databricks_run_id} (last state {last_state}); "
+                    + ("the Databricks run was cancelled" if confirmed else "syncbot asked Databricks to cancel it")
+                    + (f". Databricks' last answer was an error: {last_error}" if last_error else ""))
             try:
                 state = await self._databricks_call(run, "runs/get", self._databricks.get_run, run.databricks_run_id)
             except RunCancelled:
                 await self._cancel_databricks_run(run)
+                raise
+            except RunFailed:
+                # We can no longer follow the job: stop it rather than leave it writing files nobody loads.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._databricks.cancel_run, run.databricks_run_id)
                 raise
             self._note_state(run, state)
             if state.is_terminal:
@@ -271,29 +282,32 @@ class SyncService:
             detail = f": {state.state_message}" if state.state_message and state.is_terminal else ""
             self._step(run, f"Databricks run {run.databricks_run_id} is {state.label}{detail}")
 
-    async def _cancel_databricks_run(self, run: SyncRun) -> None:
-        """Ask Databricks to cancel, then wait (bounded) until it confirms the run has ended."""
+    async def _cancel_databricks_run(self, run: SyncRun) -> bool:
+        """Ask Databricks to cancel, then wait (bounded) until it confirms the run has ended (True)."""
         assert run.databricks_run_id is not None
         try:
             await asyncio.to_thread(self._databricks.cancel_run, run.databricks_run_id)
         except Exception as exc:
+            self._last_errors[run.run_id] = describe_error(exc)
             self._step(run, f"Could not cancel Databricks run {run.databricks_run_id}: {describe_error(exc)}")
-            return
-        waited = 0.0
-        while waited < CANCEL_CONFIRM_SECONDS:
+            return False
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + CANCEL_CONFIRM_SECONDS
+        while loop.time() < give_up_at:
             try:
                 state = await asyncio.to_thread(self._databricks.get_run, run.databricks_run_id)
-            except Exception:
-                state = None
-            if state is not None:
-                self._note_state(run, state)
-                if state.is_terminal:
-                    return
-            pause = min(2.0, self._schedule.initial_seconds)
-            await asyncio.sleep(pause)
-            waited += pause
+            except Exception as exc:
+                self._last_errors[run.run_id] = describe_error(exc)
+                self._step(run, f"Asked Databricks to cancel run {run.databricks_run_id}, but could not confirm "
+                                f"it ended ({describe_error(exc)}); check it in Databricks")
+                return False
+            self._note_state(run, state)
+            if state.is_terminal:
+                return True
+            await asyncio.sleep(min(2.0, self._schedule.initial_seconds))
         self._step(run, f"Databricks did not confirm the cancel of run {run.databricks_run_id} "
                         f"within {format_duration(CANCEL_CONFIRM_SECONDS)}; check it in Databricks")
+        return False
 
     async def _databricks_call(self, run: SyncRun, what: str, call: Callable[..., Any], *args: Any) -> Any:
         """One API call, retried with backoff on transient failures (429, 5xx, dropped connections) until the
@@ -302,9 +316,12 @@ class SyncService:
         announced = False
         while True:
             try:
-                return await asyncio.to_thread(call, *args)
+                result = await asyncio.to_thread(call, *args)
+                self._last_errors.pop(run.run_id, None)
+                return result
             except Exception as exc:
                 reason = describe_error(exc)
+                self._last_errors[run.run_id] = reason
                 if not is_transient(exc):
                     raise RunFailed(f"Databricks {what} failed: {reason}{_hint(what, exc)}") from None
                 log_event(log, "databricks.retry", level=logging.WARNING, run_id=run.run_id, call=what, error=reason)

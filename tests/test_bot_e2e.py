@@ -3,62 +3,16 @@ orchestrator against the Databricks and Snowflake emulators."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import create_app
-from bot.handlers import SyncBot
-from bot.settings import load_bot_settings
 from emulators import LocalStack
-from emulators.slack import DEMO_USER_ID, Message
-from orchestrator import RunStatus, build_service
+from emulators.slack import DEMO_USER_ID
+from orchestrator import RunStatus
 
 from .conftest import eventually, table_name
+from .helpers import command, final_parent, run_id_in, running_bot
 
 pytestmark = pytest.mark.e2e
-
-
-@asynccontextmanager
-async def running_bot(stack: LocalStack, env: dict[str, str]) -> AsyncIterator[SyncBot]:
-    """`python -m bot` in-process: the same settings, the same wiring, the real Socket Mode handler."""
-    settings = load_bot_settings(env)
-    service = build_service(settings.orchestrator)
-    app, bot = create_app(settings, service)
-    handler = AsyncSocketModeHandler(app, settings.app_token)
-    await handler.connect_async()
-    await service.resume()
-    try:
-        yield bot
-    finally:
-        await service.shutdown()
-        await bot.drain(timeout=3)
-        await handler.close_async()
-
-
-async def command(stack: LocalStack, text: str, **kwargs: str) -> dict:
-    return await stack.acall(stack.slack.send_command(text, **kwargs))
-
-
-def run_id_in(ack: dict) -> str:
-    import re
-
-    match = re.search(r"`(\d{4}-[a-z0-9]{6})`", ack["text"])
-    assert match, ack
-    return match.group(1)
-
-
-async def final_parent(stack: LocalStack, run_id: str, status: str, timeout: float = 30) -> Message:
-    def parent_is_final() -> Message | None:
-        parent = stack.slack.find_parent(run_id)
-        return parent if parent and parent.text.startswith(("✅", "❌", "🚫")) and status in parent.text else None
-    parent = await eventually(parent_is_final, timeout)
-    # the thread catches up right after the parent
-    await eventually(lambda: any(status in reply.text for reply in stack.slack.replies(parent)), 10)
-    return parent
 
 
 async def test_sync_acks_at_once_then_shows_the_run_live_in_a_thread_to_success(stack: LocalStack, env, table):
@@ -202,14 +156,3 @@ async def test_not_in_channel_tells_the_user_and_follows_the_run_in_a_dm(stack: 
     notice = [e for e in stack.slack.ephemerals if "invite me" in e.text]
     assert notice and notice[0].via == "response_url" and "direct messages" in notice[0].text
     assert stack.snowflake.count_rows(table_name(table)) == 1000
-
-
-async def test_slack_rate_limits_and_errors_delay_the_thread_but_never_the_run(stack: LocalStack, env, table):
-    stack.slack.inject("chat.update", status=429, times=3, retry_after=1)
-    stack.slack.inject("chat.postMessage", status=500, times=2)
-    async with running_bot(stack, env) as bot:
-        run_id = run_id_in(await command(stack, ""))
-        final = await asyncio.wait_for(bot.service.wait(run_id), 30)
-        assert final.status is RunStatus.SUCCESS
-        await final_parent(stack, run_id, "SUCCESS")
-    assert "Loaded 1,000 rows" in stack.slack.thread_text(run_id)
