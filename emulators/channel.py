@@ -23,7 +23,7 @@ def plain(text: str) -> str:
     text = _LINK.sub(r"\2", text)
     text = _MENTION.sub(r"@\1", text)
     text = _CHANNEL.sub(r"#\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "").replace("`", "")
 
 
 def _block_lines(blocks: list[dict[str, Any]]) -> list[str]:

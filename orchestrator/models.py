@@ -78,6 +78,9 @@ class SyncTarget:
         return f"{self.database}.{self.schema}.{self.table}"
 
 
+_TIMES = ("created_at", "started_at", "finished_at", "exported_at")
+
+
 @dataclass
 class StepLog:
     at: datetime
@@ -95,6 +98,7 @@ class SyncRun:
     created_at: datetime = field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    exported_at: datetime | None = None  # when the Databricks export ended successfully
     databricks_run_id: int | None = None
     run_page_url: str | None = None
     databricks_state: str | None = None
@@ -115,6 +119,12 @@ class SyncRun:
         if status.is_final:
             self.finished_at = utcnow()
 
+    @property
+    def export_seconds(self) -> float | None:
+        if self.started_at is None or self.exported_at is None:
+            return None
+        return (self.exported_at - self.started_at).total_seconds()
+
     def elapsed_seconds(self, now: datetime | None = None) -> float:
         end = self.finished_at or now or utcnow()
         return max(0.0, (end - self.created_at).total_seconds())
@@ -122,7 +132,7 @@ class SyncRun:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
-        for key in ("created_at", "started_at", "finished_at"):
+        for key in _TIMES:
             data[key] = data[key].isoformat() if data[key] else None
         data["steps"] = [{**step, "at": step["at"].isoformat()} for step in data["steps"]]
         return data
@@ -132,7 +142,7 @@ class SyncRun:
         data = dict(data)
         data["target"] = SyncTarget(**data["target"])
         data["status"] = RunStatus(data["status"])
-        for key in ("created_at", "started_at", "finished_at"):
-            data[key] = datetime.fromisoformat(data[key]) if data[key] else None
+        for key in _TIMES:
+            data[key] = datetime.fromisoformat(data[key]) if data.get(key) else None
         data["steps"] = [StepLog(**{**step, "at": datetime.fromisoformat(step["at"])}) for step in data["steps"]]
         return cls(**data)

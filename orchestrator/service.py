@@ -240,7 +240,7 @@ class SyncService:
 
     async def _await_export(self, run: SyncRun) -> None:
         assert run.databricks_run_id is not None
-        for interval in self._schedule.intervals():
+        for interval in self._schedule.intervals(self._export_history(run)):
             await self._sleep(run, min(interval, max(self._seconds_left(run), 0.0)))
             if run.run_id in self._cancel_requested:
                 await self._cancel_databricks_run(run)
@@ -270,9 +270,19 @@ class SyncService:
                     link = f" (see {state.run_page_url})" if state.run_page_url else ""
                     raise RunFailed(f"Databricks run {run.databricks_run_id} ended {state.label}: "
                                     f"{state.state_message or 'no message from Databricks'}{link}")
+                run.exported_at = utcnow()
                 self._step(run, f"Export finished: Parquet files are under {run.stage_path}")
                 self._move(run, RunStatus.LOADING)
                 return
+
+    def _export_history(self, run: SyncRun) -> list[float]:
+        """This target's recent export times (its last 5 successes), once 3 are known. A resumed run polls on
+        the default schedule: its time already spent is not counted in the schedule."""
+        if run.steps and run.steps[-1].message.startswith("Resumed"):
+            return []
+        durations = [seconds for earlier in self._store.recent_successes(run.target.table_name, 5)
+                     if (seconds := earlier.export_seconds) is not None]
+        return durations if len(durations) >= 3 else []
 
     def _note_state(self, run: SyncRun, state: JobRunState) -> None:
         if state.run_page_url and not run.run_page_url:

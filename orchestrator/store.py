@@ -22,6 +22,7 @@ class RunStore(Protocol):
     def recent(self, limit: int = 10) -> list[SyncRun]: ...
     def unfinished(self) -> list[SyncRun]: ...
     def active_for(self, target_table: str) -> SyncRun | None: ...
+    def recent_successes(self, target_table: str, limit: int = 5) -> list[SyncRun]: ...
 
 
 class MemoryRunStore:
@@ -46,6 +47,11 @@ class MemoryRunStore:
 
     def active_for(self, target_table: str) -> SyncRun | None:
         return next((run for run in self.unfinished() if run.target.table_name == target_table), None)
+
+    def recent_successes(self, target_table: str, limit: int = 5) -> list[SyncRun]:
+        runs = [run for run in self.recent(len(self._runs))
+                if run.target.table_name == target_table and run.status.value == "SUCCESS"]
+        return runs[:limit]
 
 
 class SqliteRunStore:
@@ -100,6 +106,13 @@ class SqliteRunStore:
             (target_table, *_FINAL),
         ).fetchone()
         return SyncRun.from_dict(json.loads(row[0])) if row else None
+
+    def recent_successes(self, target_table: str, limit: int = 5) -> list[SyncRun]:
+        rows = self._db.execute(
+            "SELECT body FROM runs WHERE target_table = ? AND status = 'SUCCESS' ORDER BY created_at DESC LIMIT ?",
+            (target_table, limit),
+        ).fetchall()
+        return [SyncRun.from_dict(json.loads(body)) for (body,) in rows]
 
     def close(self) -> None:
         self._db.close()

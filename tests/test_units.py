@@ -273,3 +273,17 @@ def test_env_example_names_every_setting_the_code_reads():
                  "SYNC_EXPORT_PREFIX", "SYNC_POLL_INTERVAL_SECONDS", "SYNC_POLL_MAX_INTERVAL_SECONDS",
                  "SYNC_RUN_TIMEOUT_SECONDS", "SYNC_DB_PATH"):
         assert f"\n{name}=" in example, name
+
+
+def test_with_a_history_the_schedule_polls_once_early_stays_quiet_then_polls_densely_near_the_usual_end():
+    waits = list(itertools.islice(PollSchedule().intervals([600, 620, 700]), 40))
+    clock = list(itertools.accumulate(waits))
+    assert waits[0] == 30  # RUNNING, or an early failure, is still seen after 30 s
+    assert clock[1] == pytest.approx(540)  # then quiet until 90 % of the shortest export
+    first_default = next(i for i, at in enumerate(clock) if at >= 770) + 1  # 110 % of the longest, 700 s
+    assert set(waits[2:first_default]) == {20}  # every 20 s in between
+    assert waits[first_default:first_default + 4] == [30, 45, 60, 60]  # then the default schedule
+
+
+def test_a_short_history_does_not_skip_the_early_polls():
+    assert list(itertools.islice(PollSchedule().intervals([40, 50, 45]), 3)) == [30, 20, 20]

@@ -1,0 +1,1 @@
+"""syncbot's benchmarks: scripts that print figures (`make bench`). Nothing here asserts a time."""
