@@ -11,14 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-from bot.app import create_app
 from bot.handlers import SyncBot
+from bot.runtime import running_bot as bot_runtime
 from bot.settings import load_bot_settings
 from emulators import LocalStack
 from emulators.slack import Message
-from orchestrator import build_service
 
 from .conftest import eventually
 
@@ -29,18 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @asynccontextmanager
 async def running_bot(stack: LocalStack, env: dict[str, str]) -> AsyncIterator[SyncBot]:
     """`python -m bot` in-process: the same settings, the same wiring, the real Socket Mode handler."""
-    settings = load_bot_settings(env)
-    service = build_service(settings.orchestrator)
-    app, bot = create_app(settings, service)
-    handler = AsyncSocketModeHandler(app, settings.app_token)
-    await handler.connect_async()
-    await service.resume()
-    try:
+    async with bot_runtime(load_bot_settings(env)) as bot:
         yield bot
-    finally:
-        await service.shutdown()
-        await bot.drain(timeout=3)
-        await handler.close_async()
 
 
 async def command(stack: LocalStack, text: str, **kwargs: str) -> dict:
