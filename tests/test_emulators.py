@@ -37,7 +37,9 @@ def test_databricks_sdk_runs_a_job_whose_parquet_lands_in_s3_only_after_success(
     again = jobs.run_now(job_id=101, job_parameters=params, idempotency_token="emu-0001")
     assert again.response.run_id == run_id  # same idempotency token, same run
     seen = set()
+    deadline = time.monotonic() + 30
     while (run := jobs.get_run(run_id)).state.life_cycle_state.value != "TERMINATED":
+        assert time.monotonic() < deadline
         seen.add(run.state.life_cycle_state.value)
         assert stack.s3.keys("runs/emu-0001/") == []  # nothing before success
         time.sleep(0.1)

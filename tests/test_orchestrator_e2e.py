@@ -16,7 +16,7 @@ from emulators import LocalStack
 from orchestrator import RunStatus, build_service, load_settings
 from orchestrator.service import RunEvent, SyncService
 
-from .conftest import table_name
+from .conftest import eventually, table_name
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,8 +92,7 @@ async def test_cancel_during_export_cancels_the_databricks_run(stack: LocalStack
     stack.databricks.set_outcome(101, "hang")
     service, _ = service_for(env)
     run = (await service.start_sync()).run
-    while service.get(run.run_id).status is not RunStatus.EXPORTING:
-        await __import__("asyncio").sleep(0.05)
+    await eventually(lambda: service.get(run.run_id).status is RunStatus.EXPORTING)
     await service.cancel(run.run_id, requested_by="U2")
     final = await service.wait(run.run_id, timeout=30)
     assert final.status is RunStatus.CANCELLED
