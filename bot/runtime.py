@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -38,14 +39,15 @@ async def check_slack(settings: BotSettings, client: AsyncWebClient) -> None:
 async def running_bot(settings: BotSettings) -> AsyncIterator[SyncBot]:
     """The bot connected and driving runs (unfinished ones resumed); on exit, runs keep their status."""
     service = build_service(settings.orchestrator)
-    app, bot = create_app(settings, service)
-    await check_slack(settings, bot.client)
-    handler = AsyncSocketModeHandler(app, settings.app_token)
-    await handler.connect_async()
-    await service.resume()
-    try:
-        yield bot
-    finally:
-        await service.shutdown()  # runs stay in their current status: the next start resumes them
-        await bot.drain(timeout=3)
-        await handler.close_async()
+    async with aiohttp.ClientSession() as session:
+        app, bot = create_app(settings, service, session)
+        await check_slack(settings, bot.client)
+        handler = AsyncSocketModeHandler(app, settings.app_token)
+        await handler.connect_async()
+        await service.resume()
+        try:
+            yield bot
+        finally:
+            await service.shutdown()  # runs stay in their current status: the next start resumes them
+            await bot.drain(timeout=3)
+            await handler.close_async()

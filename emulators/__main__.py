@@ -13,14 +13,14 @@ from .stack import LocalStack
 
 
 def serve() -> int:
+    stopped = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     stack = LocalStack(poll_interval_seconds=1.0, poll_max_interval_seconds=2.0, run_timeout_seconds=300).start()
     print("# The local stack is up. Point a bot at it with this environment:")
     for name, value in stack.env().items():
         print(f"export {name}={value}")
     print("# Ctrl-C stops it.", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     stopped.wait()
     stack.stop()
     print("# stopped", file=sys.stderr)
