@@ -36,7 +36,9 @@ def build_client(settings: BotSettings, session: aiohttp.ClientSession | None = 
 def create_app(settings: BotSettings, service: SyncService,
                session: aiohttp.ClientSession | None = None) -> tuple[AsyncApp, SyncBot]:
     client = build_client(settings, session)
-    app = AsyncApp(client=client, process_before_response=False)
+    # Listeners answer at once and return (slow work runs in tasks), so the ack goes back as soon as a listener
+    # returns: no 10 ms ack polling loop per request.
+    app = AsyncApp(client=client, process_before_response=True)
     bot = SyncBot(service, client, settings.access)
 
     @app.command("/sync")

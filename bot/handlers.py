@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -30,6 +31,7 @@ class SyncBot:
         self.access = access
         self.threads: dict[str, RunThread] = {}
         self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
         service.subscribe(self.on_run_event)
 
     # ---- orchestrator → Slack ----------------------------------------------------------------------------------
@@ -50,8 +52,6 @@ class SyncBot:
 
     async def drain(self, timeout: float) -> None:
         """Let the threads post what they have (at shutdown), bounded."""
-        import asyncio
-
         tasks = [thread.task for thread in self.threads.values() if not thread.task.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
@@ -115,6 +115,11 @@ class SyncBot:
 
     async def on_cancel_button(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
+        task = asyncio.create_task(self._cancel_from_button(body, respond))  # the ack must not wait for this
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _cancel_from_button(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         run_id = str(body["actions"][0].get("value", ""))
         user_id = body.get("user", {}).get("id", "")
         channel_id = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
@@ -127,7 +132,10 @@ class SyncBot:
                 answer = await self.cancel(run_id, user_id)
             except ValueError:
                 answer = not_found_message("?")
-        await respond(response_type="ephemeral", replace_original=False, **answer)
+        try:
+            await respond(response_type="ephemeral", replace_original=False, **answer)
+        except Exception as exc:
+            log_event(log, "button.reply_failed", level=logging.WARNING, run_id=run_id, error=type(exc).__name__)
 
 
 def _thread_link(context: dict[str, Any]) -> str:

@@ -34,32 +34,34 @@ _CITIES = [("Seattle", "US"), ("Denver", "US"), ("Chicago", "US"), ("Boston", "U
            ("Berlin", "DE"), ("Madrid", "ES"), ("Rome", "IT"), ("Tokyo", "JP"), ("Sydney", "AU")]
 
 
+_FORECAST_VIEW = """
+    CREATE VIEW samples.accuweather.{name} AS
+    WITH days AS (SELECT range AS day_index, DATE '2000-01-01' + CAST(range AS INTEGER) AS date FROM range({days}))
+    SELECT c.city_name, c.country_code, d.date,
+           round(55 + 25 * sin(2 * pi() * dayofyear(d.date) / 365.25) + (c.city_id * 7) % 11, 1) AS temperature_max_f,
+           round(38 + 22 * sin(2 * pi() * dayofyear(d.date) / 365.25) + (c.city_id * 5) % 9, 1) AS temperature_min_f,
+           round(((d.day_index * 31 + c.city_id * 17) % 100) / 40.0, 2) AS precipitation_in,
+           CAST(40 + (d.day_index * 13 + c.city_id * 29) % 55 AS INTEGER) AS humidity_pct,
+           ['Sunny', 'Partly cloudy', 'Cloudy', 'Showers', 'Thunderstorms', 'Snow', 'Fog']
+               [1 + (d.day_index * 7 + c.city_id) % 7] AS conditions,
+           CAST(d.date - INTERVAL 1 DAY AS TIMESTAMP) + INTERVAL 6 HOUR AS forecast_issued_at
+    FROM days d CROSS JOIN samples.accuweather.cities c
+    ORDER BY d.date, c.city_id
+"""
+
+
 def create_workspace() -> duckdb.DuckDBPyConnection:
     """A DuckDB database with a deterministic stand-in for samples.accuweather.forecast_daily_calendar_imperial:
-    20 cities × every day of 2000–2099 (730 k rows, computed on read, so any LIMIT is cheap)."""
+    20 cities × every day of 2000–2099 (730 k rows, computed on read, so any LIMIT is cheap), and an `_xl`
+    twin of 5 M rows (20 cities × 250 000 days) for volume benchmarks."""
     con = duckdb.connect()
     con.execute("ATTACH ':memory:' AS samples")
     con.execute("CREATE SCHEMA samples.accuweather")
     cities = ", ".join(f"({i}, '{name}', '{code}')" for i, (name, code) in enumerate(_CITIES))
     con.execute(f"CREATE TABLE samples.accuweather.cities (city_id INTEGER, city_name VARCHAR, country_code VARCHAR);"
                 f"INSERT INTO samples.accuweather.cities VALUES {cities}")
-    con.execute("""
-        CREATE VIEW samples.accuweather.forecast_daily_calendar_imperial AS
-        WITH days AS (SELECT range AS day_index, DATE '2000-01-01' + CAST(range AS INTEGER) AS date
-                      FROM range(36525))
-        SELECT c.city_name, c.country_code, d.date,
-               round(55 + 25 * sin(2 * pi() * dayofyear(d.date) / 365.25) + (c.city_id * 7) % 11, 1)
-                   AS temperature_max_f,
-               round(38 + 22 * sin(2 * pi() * dayofyear(d.date) / 365.25) + (c.city_id * 5) % 9, 1)
-                   AS temperature_min_f,
-               round(((d.day_index * 31 + c.city_id * 17) % 100) / 40.0, 2) AS precipitation_in,
-               CAST(40 + (d.day_index * 13 + c.city_id * 29) % 55 AS INTEGER) AS humidity_pct,
-               ['Sunny', 'Partly cloudy', 'Cloudy', 'Showers', 'Thunderstorms', 'Snow', 'Fog']
-                   [1 + (d.day_index * 7 + c.city_id) % 7] AS conditions,
-               CAST(d.date - INTERVAL 1 DAY AS TIMESTAMP) + INTERVAL 6 HOUR AS forecast_issued_at
-        FROM days d CROSS JOIN samples.accuweather.cities c
-        ORDER BY d.date, c.city_id
-    """)
+    for name, days in (("forecast_daily_calendar_imperial", 36525), ("forecast_daily_calendar_imperial_xl", 250_000)):
+        con.execute(_FORECAST_VIEW.format(name=name, days=days))
     return con
 
 
