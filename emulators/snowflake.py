@@ -40,7 +40,10 @@ def _snowflake_error(code: str, message: str, sql_state: str = "22000") -> JSONR
                          "success": False})
 
 
-def _copy_into_with_real_errors(original: Any, emulator: SnowflakeEmulator) -> Any:
+_current: SnowflakeEmulator | None = None  # the emulator serving fakesnow's shared database in this process
+
+
+def _copy_into_with_real_errors(original: Any) -> Any:
     """fakesnow lets a raw DuckDB error escape a COPY (an HTTP 500 the connector retries for minutes);
     Snowflake answers a corrupt Parquet file with error 100109. Do the same."""
 
@@ -59,9 +62,10 @@ def _copy_into_with_real_errors(original: Any, emulator: SnowflakeEmulator) -> A
         duck_conn.execute("COMMIT")
         duck_conn.execute(result)  # fakesnow returns the per-file result as a self-contained SELECT: re-run it
         # A test switch: the COPY has committed, but its answer is late (to crash a client in that window).
-        time.sleep(emulator.copy_delay_seconds)
+        time.sleep(_current.copy_delay_seconds if _current else 0.0)
         return result
 
+    copy_into.syncbot_patched = True  # type: ignore[attr-defined]
     return copy_into
 
 
@@ -85,9 +89,14 @@ class SnowflakeEmulator:
         return snowflake.connector.connect(**self.connect_kwargs(**overrides))
 
     def start(self) -> SnowflakeEmulator:
-        fakesnow_server.shared_fs.duck_conn.register_filesystem(self.s3.filesystem())
-        fakesnow.cursor.copy_into = _copy_into_with_real_errors(  # type: ignore[attr-defined]
-            fakesnow.cursor.copy_into, self)  # type: ignore[attr-defined]
+        duck_conn = fakesnow_server.shared_fs.duck_conn
+        if duck_conn.filesystem_is_registered("s3"):  # an earlier emulator in this process
+            duck_conn.unregister_filesystem("s3")
+        duck_conn.register_filesystem(self.s3.filesystem())
+        global _current
+        _current = self
+        if not getattr(fakesnow.cursor.copy_into, "syncbot_patched", False):  # type: ignore[attr-defined]
+            fakesnow.cursor.copy_into = _copy_into_with_real_errors(fakesnow.cursor.copy_into)  # type: ignore[attr-defined]
         fakesnow_server.logger.setLevel(logging.WARNING)
         routes = [route for route in fakesnow_server.routes
                   if route.path not in ("/session/v1/login-request", "/queries/v1/query-request")]  # type: ignore[attr-defined]
