@@ -35,12 +35,12 @@ def sync_with_a_bot_process(stack: LocalStack, rows: int) -> dict[str, float]:
     workdir = scratch_dir("volume")
     env = {**os.environ, **stack.env(), "DATABRICKS_JOB_ID": str(job_id), "SNOWFLAKE_TABLE": table,
            "SYNC_DB_PATH": str(workdir / "syncbot.db"), "SYNC_RUN_TIMEOUT_SECONDS": "900"}
-    sockets_before = list(stack.slack._sockets)
+    sockets_before = stack.slack.connections
     with (workdir / "bot.log").open("w") as log:
         bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
-        while not [s for s in stack.slack._sockets if s not in sockets_before]:
+        while not [s for s in stack.slack.connections if s not in sockets_before]:
             if bot.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((workdir / "bot.log").read_text()[-2000:])
             time.sleep(0.05)

@@ -58,7 +58,7 @@ def run_demo() -> int:
 def _session(stack: LocalStack, bot: subprocess.Popen[bytes], log_path: Path) -> int:
     print(f"Starting the bot: python -m bot (its log: {log_path})…", flush=True)
     deadline = time.monotonic() + 60
-    while not stack.slack._sockets:
+    while not stack.slack.connections:
         if bot.poll() is not None or time.monotonic() > deadline:
             print("The bot did not connect. Its log says:\n" + log_path.read_text()[-3000:], file=sys.stderr)
             return 1

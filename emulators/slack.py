@@ -118,6 +118,11 @@ class SlackEmulator:
 
     # ---- sending like Slack -------------------------------------------------------------------------------------
 
+    @property
+    def connections(self) -> list[web.WebSocketResponse]:
+        """The open Socket Mode connections (a bot that connected and has not gone away)."""
+        return list(self._sockets)
+
     async def wait_connected(self, timeout: float = 10) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
 

@@ -84,6 +84,7 @@ class SyncService:
         self._cancel_requested: dict[str, str] = {}
         self._load_cancels: dict[str, threading.Event] = {}
         self._last_errors: dict[str, str] = {}  # the latest transient API error per run, for the timeout message
+        self._resumed: set[str] = set()  # runs this process picked up from a previous one
         self._observers: list[Observer] = []
         self._start_lock = asyncio.Lock()
 
@@ -148,6 +149,7 @@ class SyncService:
         for run in self._store.unfinished():
             if run.run_id in self._tasks:
                 continue
+            self._resumed.add(run.run_id)
             self._step(run, f"Resumed after a restart (was {run.status.value})")
             log_event(log, "run.resumed", run_id=run.run_id, status=run.status)
             self._emit(RunEvent(run, "resumed"))
@@ -191,6 +193,7 @@ class SyncService:
         self._wakeups.pop(run_id, None)
         self._cancel_requested.pop(run_id, None)
         self._last_errors.pop(run_id, None)
+        self._resumed.discard(run_id)
         self._live.pop(run_id, None)
 
     async def _drive(self, run: SyncRun) -> None:
@@ -278,7 +281,7 @@ class SyncService:
     def _export_history(self, run: SyncRun) -> list[float]:
         """This target's recent export times (its last 5 successes), once 3 are known. A resumed run polls on
         the default schedule: its time already spent is not counted in the schedule."""
-        if run.steps and run.steps[-1].message.startswith("Resumed"):
+        if run.run_id in self._resumed:
             return []
         durations = [seconds for earlier in self._store.recent_successes(run.target.table_name, 5)
                      if (seconds := earlier.export_seconds) is not None]

@@ -56,17 +56,15 @@ class BotProcess:
     def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path) -> None:
         self.stack = stack
         self.log_path = log_path
+        self._connections_before = stack.slack.connections
         self._log = log_path.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env={**os.environ, **env},
                                         stdout=self._log, stderr=subprocess.STDOUT)
 
     async def connected(self, timeout: float = 30) -> None:
-        sockets_before = self.stack.slack._sockets[:]
-
         def new_socket() -> bool:
             assert self.process.poll() is None, self.log()
-            return any(socket not in sockets_before for socket in self.stack.slack._sockets) or (
-                bool(self.stack.slack._sockets) and not sockets_before)
+            return any(socket not in self._connections_before for socket in self.stack.slack.connections)
         await eventually(new_socket, timeout)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
