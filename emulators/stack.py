@@ -24,9 +24,17 @@ DEMO_STAGE = "DATABRICKS_SHARE"
 DEMO_JOB_ID = 101
 
 
+SERVICES = ("s3", "snowflake", "databricks", "slack")
+
+
 class LocalStack:
     def __init__(self, *, poll_interval_seconds: float = 0.5, poll_max_interval_seconds: float = 1.0,
-                 run_timeout_seconds: float = 120.0) -> None:
+                 run_timeout_seconds: float = 120.0, services: tuple[str, ...] = SERVICES) -> None:
+        unknown = set(services) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; choose from {', '.join(SERVICES)}")
+        # Snowflake reads, and Databricks writes, the S3 bucket: they bring S3 along.
+        self.services = set(services) | ({"s3"} if {"snowflake", "databricks"} & set(services) else set())
         self.s3 = S3Emulator()
         self.snowflake = SnowflakeEmulator(self.s3)
         self.databricks = DatabricksEmulator(self.s3)
@@ -41,14 +49,18 @@ class LocalStack:
         self.slack_port = free_port()
 
     def start(self) -> LocalStack:
-        self.s3.start()
-        self.snowflake.start()
-        self.snowflake.setup_demo(database=DEMO_DATABASE, schema=DEMO_SCHEMA, table=DEMO_TABLE, stage=DEMO_STAGE)
+        if "s3" in self.services:
+            self.s3.start()
+        if "snowflake" in self.services:
+            self.snowflake.start()
+            self.snowflake.setup_demo(database=DEMO_DATABASE, schema=DEMO_SCHEMA, table=DEMO_TABLE, stage=DEMO_STAGE)
         self._thread.start()
         self.databricks.base_url = f"http://127.0.0.1:{self.databricks_port}"
         self.slack.base_url = f"http://127.0.0.1:{self.slack_port}"
-        self.call(self._serve(self.databricks.app(), self.databricks_port))
-        self.call(self._serve(self.slack.app(), self.slack_port))
+        if "databricks" in self.services:
+            self.call(self._serve(self.databricks.app(), self.databricks_port))
+        if "slack" in self.services:
+            self.call(self._serve(self.slack.app(), self.slack_port))
         return self
 
     def stop(self) -> None:
@@ -57,8 +69,10 @@ class LocalStack:
                 self.call(runner.cleanup())
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
-        self.snowflake.stop()
-        self.s3.stop()
+        if "snowflake" in self.services:
+            self.snowflake.stop()
+        if "s3" in self.services:
+            self.s3.stop()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -82,7 +96,13 @@ class LocalStack:
 
     def env(self) -> dict[str, str]:
         """The environment a bot needs to use this stack: the same variables production uses."""
-        return {
+        env = self._all_env()
+        prefixes = {"slack": ("SLACK_",), "databricks": ("DATABRICKS_",), "snowflake": ("SNOWFLAKE_",)}
+        dropped = tuple(p for service, names in prefixes.items() if service not in self.services for p in names)
+        return {name: value for name, value in env.items() if not name.startswith(dropped)}
+
+    def _all_env(self) -> dict[str, str]:
+        env = {
             "SLACK_BOT_TOKEN": self.slack.bot_token,
             "SLACK_APP_TOKEN": self.slack.app_token,
             "SLACK_API_URL": f"{self.slack.base_url}/api/",
@@ -105,3 +125,6 @@ class LocalStack:
             "SYNC_ALLOWED_USERS": "*",
             "SYNC_ALLOWED_CHANNELS": "*",
         }
+        if "s3" in self.services:  # for boto3 and the AWS CLI; the bot itself needs no AWS credentials
+            env["AWS_ENDPOINT_URL_S3"] = self.s3.endpoint_url
+        return env

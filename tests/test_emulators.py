@@ -116,9 +116,16 @@ async def test_slack_bolt_socket_mode_receives_a_command_acks_and_its_posts_are_
         await handler.close_async()
 
 
-def test_python_m_emulators_prints_the_environment_and_stops_on_ctrl_c():
-    process = subprocess.Popen([sys.executable, "-m", "emulators"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+@pytest.mark.parametrize(("only", "expected", "absent"), [
+    (None, ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
+            "DATABRICKS_JOB_ID", "SNOWFLAKE_HOST", "SNOWFLAKE_PORT", "SNOWFLAKE_PROTOCOL", "SNOWFLAKE_STAGE"), ()),
+    ("slack", ("SLACK_BOT_TOKEN", "SLACK_API_URL"), ("DATABRICKS_HOST", "SNOWFLAKE_HOST", "AWS_ENDPOINT_URL_S3")),
+    ("s3", ("AWS_ENDPOINT_URL_S3",), ("SLACK_BOT_TOKEN", "DATABRICKS_HOST", "SNOWFLAKE_HOST")),
+], ids=["all", "slack-alone", "s3-alone"])
+def test_python_m_emulators_prints_the_environment_and_stops_on_ctrl_c(only, expected, absent):
+    command = [sys.executable, "-m", "emulators"] + (["--only", only] if only else [])
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = []
     try:
         for line in process.stdout:  # type: ignore[union-attr]
@@ -131,9 +138,10 @@ def test_python_m_emulators_prints_the_environment_and_stops_on_ctrl_c():
         if process.poll() is None:
             process.kill()
     block = "".join(lines)
-    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
-                 "DATABRICKS_JOB_ID", "SNOWFLAKE_HOST", "SNOWFLAKE_PORT", "SNOWFLAKE_PROTOCOL", "SNOWFLAKE_STAGE"):
+    for name in expected:
         assert f"export {name}=" in block
+    for name in absent:
+        assert f"export {name}=" not in block
 
 
 def test_the_demo_runs_a_piped_session_to_success_and_lists_it():
