@@ -50,8 +50,9 @@ def outcome_line(run: SyncRun) -> str:
     if run.status in (RunStatus.FAILED, RunStatus.CANCELLED):
         return escape(run.error or "")
     if run.status is RunStatus.EXPORTING:
-        state = run.databricks_state or "triggered"
-        return f"Databricks run {run.databricks_run_id} is {state}"
+        if run.databricks_state is None:
+            return f"Databricks run {run.databricks_run_id} triggered"
+        return f"Databricks run {run.databricks_run_id} is {run.databricks_state}"
     if run.status is RunStatus.LOADING:
         return "COPY INTO is loading the exported files"
     return "waiting to start the Databricks job"

@@ -90,6 +90,8 @@ def _session(stack: LocalStack, bot: subprocess.Popen[bytes], log_path: Path) ->
             if not line.startswith("/sync"):
                 print("  (this channel only understands /sync commands: try /sync help)", flush=True)
                 continue
+            if not view.live:  # piped input is not echoed by a terminal: show what "you" typed
+                print(f"you: {line}", flush=True)
             if bot.poll() is not None:
                 print("The bot has stopped. Its log says:\n" + log_path.read_text()[-3000:], file=sys.stderr)
                 return 1
