@@ -48,10 +48,10 @@ def sync_with_a_bot_process(stack: LocalStack, rows: int) -> dict[str, float]:
         started = time.perf_counter()
         ack = stack.call(stack.slack.send_command(""))
         run_id = re.search(r"`(\d{4}-[a-z0-9]{6})`", ack["text"]).group(1)  # type: ignore[union-attr]
-        while not ((parent := stack.slack.find_parent(run_id)) and parent.text.startswith(("✅", "❌", "🚫"))):
+        while not ((parent := stack.slack.find_parent(run_id)) and parent.shows_final_run):
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        if not parent.text.startswith("✅"):
+        if "SUCCESS" not in parent.text.split(":", 1)[0]:
             raise RuntimeError(parent.text)
         return {"rows": stack.snowflake.count_rows(f"{DEMO_DATABASE}.{DEMO_SCHEMA}.{table}"), "seconds": elapsed,
                 "bot_idle_mb": idle_mb, "bot_peak_mb": peak_rss_mb(bot.pid)}

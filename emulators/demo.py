@@ -17,7 +17,6 @@ from .slack import DEMO_CHANNEL_ID
 from .stack import LocalStack
 
 _RUN_ID = re.compile(r"\b(\d{4}-[a-z0-9]{6})\b")
-_FINAL = ("✅", "❌", "🚫")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -107,7 +106,7 @@ def _wait_for_runs(stack: LocalStack, started: set[str], bot: subprocess.Popen[b
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and bot.poll() is None:
         parents = [stack.slack.find_parent(run_id) for run_id in started]
-        if all(parent is not None and parent.text.startswith(_FINAL) for parent in parents):
+        if all(parent is not None and parent.shows_final_run for parent in parents):
             time.sleep(1.5)  # the final thread replies follow the parent's last update
             return 0
         time.sleep(0.2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,9 @@ DEMO_CHANNEL_NAME = "data-eng"
 DEMO_USER_ID = "U0DEMO"
 
 
+_FINAL_PARENT = re.compile(r"^\S+ (SUCCESS|FAILED|CANCELLED): sync ")
+
+
 @dataclass
 class Message:
     channel: str
@@ -33,6 +37,11 @@ class Message:
     thread_ts: str | None = None
     edits: int = 0
     history: list[str] = field(default_factory=list)  # every text this message has had, oldest first
+
+    @property
+    def shows_final_run(self) -> bool:
+        """A run's parent message whose text (status word first, as the bot writes it) says the run has ended."""
+        return self.thread_ts is None and bool(_FINAL_PARENT.match(self.text))
 
 
 @dataclass
@@ -251,13 +260,6 @@ class SlackEmulator:
                                          "chat.postEphemeral", _blocks(args)))
         self._changed()
         return {"ok": True, "message_ts": self._next_ts()}
-
-    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = str(args.get("channel", ""))
-        if channel not in self.channels:
-            return {"ok": False, "error": "channel_not_found"}
-        return {"ok": True, "channel": {"id": channel, "name": self.channels[channel],
-                                        "is_member": channel in self.bot_channels}}
 
     async def _response_url(self, request: web.Request) -> web.Response:
         target = self._response_urls.get(request.match_info["response_id"])

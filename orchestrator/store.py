@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Protocol
 
-from .models import FINAL_STATUSES, SyncRun
+from .models import FINAL_STATUSES, RunStatus, SyncRun
 
 _FINAL = tuple(status.value for status in FINAL_STATUSES)
 
@@ -50,7 +50,7 @@ class MemoryRunStore:
 
     def recent_successes(self, target_table: str, limit: int = 5) -> list[SyncRun]:
         runs = [run for run in self.recent(len(self._runs))
-                if run.target.table_name == target_table and run.status.value == "SUCCESS"]
+                if run.target.table_name == target_table and run.status is RunStatus.SUCCESS]
         return runs[:limit]
 
 

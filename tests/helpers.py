@@ -19,7 +19,6 @@ from emulators.slack import Message
 
 from .conftest import eventually
 
-FINAL_EMOJI = ("✅", "❌", "🚫")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,7 +42,7 @@ def run_id_in(ack: dict) -> str:
 async def final_parent(stack: LocalStack, run_id: str, status: str, timeout: float = 30) -> Message:
     def parent_is_final() -> Message | None:
         parent = stack.slack.find_parent(run_id)
-        return parent if parent and parent.text.startswith(FINAL_EMOJI) and status in parent.text else None
+        return parent if parent and parent.shows_final_run and status in parent.text else None
     parent = await eventually(parent_is_final, timeout)
     # the thread catches up right after the parent
     await eventually(lambda: any(status in reply.text for reply in stack.slack.replies(parent)), 10)
