@@ -1,4 +1,5 @@
-"""Snowflake stand-in: fakesnow's HTTP server, reached by the real snowflake-connector-python over http.
+"""Snowflake stand-in: fakesnow's HTTP server behind a query engine (emulators/snowflake_engine.py) that answers
+the way Snowflake does, reached by the real snowflake-connector-python over http.
 
 fakesnow keeps one shared DuckDB database per process, so there is one SnowflakeEmulator per process.
 Its S3 reads go to the S3 emulator through an fsspec filesystem registered on that DuckDB connection.
@@ -6,6 +7,7 @@ Its S3 reads go to the S3 emulator through an fsspec filesystem registered on th
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -14,11 +16,10 @@ import time
 import warnings
 from typing import Any
 
-import duckdb
-import fakesnow.cursor
 import fakesnow.server as fakesnow_server
 import snowflake.connector
 import uvicorn
+from fakesnow.converter import from_binding
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,47 +27,29 @@ from starlette.routing import Route
 
 from ._net import free_port
 from .s3 import S3Emulator
+from .snowflake_engine import ROLES, USER_ROLES, WAREHOUSES, Engine, Query, Session
 
 ACCOUNT = "fakesnow"
+ROLE = "SYNCBOT"
+WAREHOUSE = "SYNCBOT_WH"
+FILE_FORMAT = "SYNCBOT_PARQUET"
+SYNC_ANSWER_SECONDS = 45.0  # a statement not done by then is answered "in progress" (333333), as Snowflake does
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")  # fakesnow's own, harmless
+# The real columns of samples.accuweather.forecast_daily_calendar_imperial that the demo exports.
 DEMO_TABLE_COLUMNS = (
-    "CITY_NAME VARCHAR, COUNTRY_CODE VARCHAR, DATE DATE, TEMPERATURE_MAX_F DOUBLE, TEMPERATURE_MIN_F DOUBLE, "
-    "PRECIPITATION_IN DOUBLE, HUMIDITY_PCT INTEGER, CONDITIONS VARCHAR, FORECAST_ISSUED_AT TIMESTAMP_NTZ"
+    "CITY_NAME VARCHAR, COUNTRY_CODE VARCHAR, DATE DATE, LATITUDE FLOAT, LONGITUDE FLOAT, TEMPERATURE_MAX FLOAT, "
+    "TEMPERATURE_MIN FLOAT, TEMPERATURE_AVG FLOAT, HUMIDITY_RELATIVE_AVG FLOAT, PRECIPITATION_PROBABILITY NUMBER, "
+    "RAIN_PROBABILITY NUMBER, CLOUD_COVER_PERC_AVG FLOAT"
 )
 
 
-def _snowflake_error(code: str, message: str, sql_state: str = "22000") -> JSONResponse:
-    return JSONResponse({"data": {"errorCode": code, "sqlState": sql_state}, "code": code, "message": message,
-                         "success": False})
+def _body(raw: bytes, encoding: str | None) -> dict[str, Any]:
+    return dict(json.loads(gzip.decompress(raw) if encoding == "gzip" else raw))
 
 
-_current: SnowflakeEmulator | None = None  # the emulator serving fakesnow's shared database in this process
-
-
-def _copy_into_with_real_errors(original: Any) -> Any:
-    """fakesnow lets a raw DuckDB error escape a COPY (an HTTP 500 the connector retries for minutes);
-    Snowflake answers a corrupt Parquet file with error 100109. Do the same."""
-
-    def copy_into(duck_conn: duckdb.DuckDBPyConnection, *args: Any, **kwargs: Any) -> Any:
-        # Snowflake's default ON_ERROR=ABORT_STATEMENT loads all files or none; fakesnow inserts file by file.
-        duck_conn.execute("BEGIN TRANSACTION")
-        try:
-            result = original(duck_conn, *args, **kwargs)
-        except (duckdb.InvalidInputException, duckdb.IOException) as exc:
-            duck_conn.execute("ROLLBACK")
-            raise snowflake.connector.errors.ProgrammingError(
-                msg=f"Error parsing the parquet file: {exc}", errno=100109, sqlstate="22000") from None
-        except BaseException:
-            duck_conn.execute("ROLLBACK")
-            raise
-        duck_conn.execute("COMMIT")
-        duck_conn.execute(result)  # fakesnow returns the per-file result as a self-contained SELECT: re-run it
-        # A test switch: the COPY has committed, but its answer is late (to crash a client in that window).
-        time.sleep(_current.copy_delay_seconds if _current else 0.0)
-        return result
-
-    copy_into.syncbot_patched = True  # type: ignore[attr-defined]
-    return copy_into
+def _login_error(code: str, message: str) -> JSONResponse:
+    return JSONResponse({"data": {"nextAction": "RETRY_LOGIN", "authnMethod": "USERNAME_PASSWORD"}, "code": code,
+                         "message": message, "success": False})
 
 
 class SnowflakeEmulator:
@@ -75,11 +58,35 @@ class SnowflakeEmulator:
         self.port = port or free_port()
         self.user = user
         self.password = password
-        self.copy_delay_seconds = 0.0
-        self.queries: list[dict[str, Any]] = []  # every statement the clients sent, with its session's QUERY_TAG
-        self._tags: dict[str, str] = {}
+        self.engine = Engine(s3)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    # ---- test switches (see Engine) --------------------------------------------------------------------------------
+
+    @property
+    def copy_seconds(self) -> float:
+        return self.engine.copy_seconds
+
+    @copy_seconds.setter
+    def copy_seconds(self, value: float) -> None:
+        self.engine.copy_seconds = value
+
+    def reset(self) -> None:
+        engine = self.engine
+        engine.copy_seconds = engine.submit_answer_delay_seconds = engine.warehouse_queue_seconds = 0.0
+        engine.revoked.clear()
+
+    @property
+    def queries(self) -> list[dict[str, Any]]:
+        """Every statement the clients sent, oldest first: sql, query_tag, status, query_id."""
+        return [{"sql": q.sql, "query_tag": q.tag, "status": q.status, "query_id": q.query_id}
+                for q in self.engine.registry.all()]
+
+    def statements(self, tag: str, starting: str) -> list[Query]:
+        return [q for q in self.engine.registry.all() if q.tag == tag and q.sql.upper().startswith(starting.upper())]
+
+    # ---- clients ---------------------------------------------------------------------------------------------------
 
     def connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
         return {"account": ACCOUNT, "user": self.user, "password": self.password, "host": "127.0.0.1",
@@ -88,22 +95,46 @@ class SnowflakeEmulator:
     def connect(self, **overrides: Any) -> snowflake.connector.SnowflakeConnection:
         return snowflake.connector.connect(**self.connect_kwargs(**overrides))
 
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
+    def count_rows(self, table_name: str) -> int:
+        return int(self.rows(f"SELECT COUNT(*) FROM {table_name}")[0][0])
+
+    def setup_demo(self, *, database: str, schema: str, tables: tuple[str, ...], stage: str) -> None:
+        """The objects an admin creates once in real Snowflake (README: Snowflake setup)."""
+        with self.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}")
+            for table in tables:
+                cursor.execute(f"CREATE TABLE IF NOT EXISTS {database}.{schema}.{table} ({DEMO_TABLE_COLUMNS})")
+            cursor.execute(f"CREATE STAGE IF NOT EXISTS {database}.{schema}.{stage} "
+                           f"URL='s3://{self.s3.bucket}/' FILE_FORMAT=(TYPE=PARQUET)")
+            cursor.execute(f"CREATE FILE FORMAT IF NOT EXISTS {database}.{schema}.{FILE_FORMAT} TYPE = PARQUET")
+
+    def create_table(self, table_name: str, columns: str = DEMO_TABLE_COLUMNS) -> None:
+        with self.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table_name} ({columns})")
+
+    # ---- the server ------------------------------------------------------------------------------------------------
+
     def start(self) -> SnowflakeEmulator:
         duck_conn = fakesnow_server.shared_fs.duck_conn
         if duck_conn.filesystem_is_registered("s3"):  # an earlier emulator in this process
             duck_conn.unregister_filesystem("s3")
         duck_conn.register_filesystem(self.s3.filesystem())
-        global _current
-        _current = self
-        if not getattr(fakesnow.cursor.copy_into, "syncbot_patched", False):  # type: ignore[attr-defined]
-            fakesnow.cursor.copy_into = _copy_into_with_real_errors(fakesnow.cursor.copy_into)  # type: ignore[attr-defined]
         fakesnow_server.logger.setLevel(logging.WARNING)
-        routes = [route for route in fakesnow_server.routes
-                  if route.path not in ("/session/v1/login-request", "/queries/v1/query-request")]  # type: ignore[attr-defined]
+        ours = {"/session/v1/login-request", "/queries/v1/query-request", "/monitoring/queries/{sfqid}"}
+        routes = [route for route in fakesnow_server.routes if route.path not in ours]  # type: ignore[attr-defined]
         routes += [Route("/session/v1/login-request", self._login, methods=["POST"]),
-                   Route("/queries/v1/query-request", self._query, methods=["POST"])]
-        app = Starlette(routes=routes)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+                   Route("/queries/v1/query-request", self._query, methods=["POST"]),
+                   Route("/queries/{query_id}/result", self._result, methods=["GET"]),
+                   Route("/queries/{query_id}/abort-request", self._abort, methods=["POST"]),
+                   Route("/monitoring/queries/{query_id}", self._monitoring, methods=["GET"])]
+        config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="snowflake-emulator", daemon=True)
         self._thread.start()
@@ -120,51 +151,84 @@ class SnowflakeEmulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def _session(self, request: Request) -> Session | None:
+        token = request.headers.get("Authorization", "")[17:-1]
+        return self.engine.sessions.get(token)
+
     async def _login(self, request: Request) -> Response:
-        body = await request.body()
-        if request.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        data = json.loads(body).get("data", {})
+        data = _body(await request.body(), request.headers.get("Content-Encoding")).get("data", {})
         supplied = data.get("PASSWORD")
-        if data.get("LOGIN_NAME") != self.user or (supplied is not None and supplied != self.password):
-            # Snowflake's own answer to bad credentials
-            return JSONResponse({"data": {"nextAction": "RETRY_LOGIN", "authnMethod": "USERNAME_PASSWORD"},
-                                 "code": "390100", "message": "Incorrect username or password was specified.",
-                                 "success": False})
+        user = str(data.get("LOGIN_NAME", ""))
+        if user != self.user or (supplied is not None and supplied != self.password):
+            return _login_error("390100", "Incorrect username or password was specified.")
+        role = (request.query_params.get("roleName") or USER_ROLES.get(user.upper(), ROLE)).strip('"').upper()
+        if role not in ROLES:
+            return _login_error("390189", f"Role '{role}' specified in the connect string does not exist or not "
+                                "authorized. Contact your local system administrator, or attempt to login with "
+                                "another role, e.g. PUBLIC.")
+        warehouse = (request.query_params.get("warehouse") or WAREHOUSE).strip('"').upper()
+        if warehouse not in WAREHOUSES or ("USAGE", "WAREHOUSE", warehouse) in self.engine.revoked:
+            warehouse = None  # Snowflake signs in, and the session has no current warehouse
         response = await fakesnow_server.login_request(request)
-        tag = (data.get("SESSION_PARAMETERS") or {}).get("QUERY_TAG")
-        if tag:
-            self._tags[json.loads(bytes(response.body))["data"]["token"]] = tag
+        token = json.loads(bytes(response.body))["data"]["token"]
+        connection = fakesnow_server.sessions[token]
+        parameters = {str(k).upper(): v for k, v in (data.get("SESSION_PARAMETERS") or {}).items()}
+        self.engine.sessions[token] = Session(token=token, user=user.upper(), role=role, warehouse=warehouse,
+                                              database=connection.database, schema=connection.schema,
+                                              parameters=parameters)
         return response
 
     async def _query(self, request: Request) -> Response:
-        body = await request.body()
-        if request.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        token = request.headers.get("Authorization", "").split('"')[1::2]
-        self.queries.append({"sql": json.loads(body).get("sqlText", ""),
-                             "query_tag": self._tags.get(token[0] if token else "", None)})
-        response = await fakesnow_server.query_request(request)
-        if response.status_code >= 500:
-            # Never leave the connector retrying an unsupported statement for minutes.
-            return _snowflake_error("002000", "SQL execution error: the Snowflake emulator cannot run this "
-                                    "statement (see the README's emulator gaps)", "0A000")
-        return response
+        session = self._session(request)
+        body = _body(await request.body(), request.headers.get("Content-Encoding"))
+        bindings = body.get("bindings") or {}
+        batch = any(isinstance(binding.get("value"), list) for binding in bindings.values())
+        if session is None or body.get("describeOnly") or batch:
+            return await fakesnow_server.query_request(request)  # fakesnow answers these (and bad tokens) itself
+        params: Any = None
+        if bindings:
+            if all(key.isdigit() for key in bindings):
+                params = tuple(from_binding(bindings[str(i)]) for i in range(1, len(bindings) + 1))
+            else:
+                params = {name: from_binding(binding) for name, binding in bindings.items()}
+        query = self.engine.submit(session, str(body.get("sqlText", "")), params)
+        if body.get("asyncExec"):
+            await asyncio.sleep(self.engine.submit_answer_delay_seconds)
+            return JSONResponse({"code": "333334", "message": "Asynchronous query in progress", "success": True,
+                                 "data": {"queryId": query.query_id,
+                                          "getResultUrl": f"/queries/{query.query_id}/result"}})
+        await self._until_done(query, SYNC_ANSWER_SECONDS)
+        return JSONResponse(query.answer())
 
-    def setup_demo(self, *, database: str, schema: str, table: str, stage: str) -> None:
-        """The objects an admin creates once in real Snowflake (README: Snowflake setup)."""
-        with self.connect() as connection, connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}")
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {database}.{schema}.{table} ({DEMO_TABLE_COLUMNS})")
-            cursor.execute(f"CREATE STAGE IF NOT EXISTS {database}.{schema}.{stage} "
-                           f"URL='s3://{self.s3.bucket}/' FILE_FORMAT=(TYPE=PARQUET)")
+    @staticmethod
+    async def _until_done(query: Query, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not query.done.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005 if time.monotonic() - query.start < 0.1 else 0.05)
 
-    def create_table(self, table_name: str) -> None:
-        with self.connect() as connection, connection.cursor() as cursor:
-            cursor.execute(f"CREATE TABLE {table_name} ({DEMO_TABLE_COLUMNS})")
+    async def _result(self, request: Request) -> Response:
+        session = self._session(request)
+        query = self.engine.registry.get(request.path_params["query_id"])
+        if session is None or query is None or query.session.user != session.user:
+            return JSONResponse({"data": None, "code": "000709", "success": False,
+                                 "message": f"Statement {request.path_params['query_id']} not found"})
+        await self._until_done(query, 10.0)
+        return JSONResponse(query.answer())
 
-    def count_rows(self, table_name: str) -> int:
-        with self.connect() as connection, connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {table_name}")
-            return int(cursor.fetchone()[0])  # type: ignore[index]
+    async def _monitoring(self, request: Request) -> Response:
+        session = self._session(request)
+        query = self.engine.registry.get(request.path_params["query_id"])
+        if session is None:
+            return JSONResponse({"data": None, "code": "390104", "success": False,
+                                 "message": "User must login again to access the service."}, status_code=401)
+        if query is None or query.session.user != session.user:
+            return JSONResponse({"data": {"queries": []}, "success": True})
+        return JSONResponse({"data": {"queries": [query.monitoring()]}, "success": True})
+
+    async def _abort(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return JSONResponse({"success": False, "code": "390104", "message": "User must login again."},
+                                status_code=401)
+        self.engine.cancel(request.path_params["query_id"], session.user)
+        return JSONResponse({"success": True, "data": None, "code": None, "message": None})

@@ -13,13 +13,14 @@ from ._net import free_port
 from .databricks import DatabricksEmulator
 from .s3 import S3Emulator
 from .slack import SlackEmulator
-from .snowflake import SnowflakeEmulator
+from .snowflake import ROLE, WAREHOUSE, SnowflakeEmulator
 
 T = TypeVar("T")
 
 DEMO_DATABASE = "ANALYTICS"
 DEMO_SCHEMA = "WEATHER"
 DEMO_TABLE = "FORECAST_DAILY"
+DEMO_HISTORY_TABLE = "FORECAST_HISTORY"
 DEMO_STAGE = "DATABRICKS_SHARE"
 DEMO_JOB_ID = 101
 
@@ -53,7 +54,8 @@ class LocalStack:
             self.s3.start()
         if "snowflake" in self.services:
             self.snowflake.start()
-            self.snowflake.setup_demo(database=DEMO_DATABASE, schema=DEMO_SCHEMA, table=DEMO_TABLE, stage=DEMO_STAGE)
+            self.snowflake.setup_demo(database=DEMO_DATABASE, schema=DEMO_SCHEMA,
+                                      tables=(DEMO_TABLE, DEMO_HISTORY_TABLE), stage=DEMO_STAGE)
         self._thread.start()
         self.databricks.base_url = f"http://127.0.0.1:{self.databricks_port}"
         self.slack.base_url = f"http://127.0.0.1:{self.slack_port}"
@@ -119,6 +121,8 @@ class LocalStack:
             "SNOWFLAKE_HOST": "127.0.0.1",
             "SNOWFLAKE_PORT": str(self.snowflake.port),
             "SNOWFLAKE_PROTOCOL": "http",
+            "SNOWFLAKE_ROLE": ROLE,
+            "SNOWFLAKE_WAREHOUSE": WAREHOUSE,
             "SYNC_POLL_INTERVAL_SECONDS": str(self.poll_interval_seconds),
             "SYNC_POLL_MAX_INTERVAL_SECONDS": str(self.poll_max_interval_seconds),
             "SYNC_RUN_TIMEOUT_SECONDS": str(self.run_timeout_seconds),

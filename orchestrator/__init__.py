@@ -1,30 +1,48 @@
-"""syncbot's orchestrator: the life of a sync run from Databricks to Snowflake. Knows nothing of Slack."""
+"""syncbot's orchestrator: the life of a sync run from Databricks to Snowflake. Knows nothing of Slack.
 
-from .models import RunStatus, StepLog, SyncRun, SyncTarget
-from .service import CancelOutcome, RunEvent, StartResult, SyncService
-from .settings import Settings, SettingsError, load_settings
+These names are the orchestrator's public surface (pinned by tests/test_units.py); the bot imports only them.
+"""
 
-__all__ = ["CancelOutcome", "RunEvent", "RunStatus", "Settings", "SettingsError", "StartResult", "StepLog",
-           "SyncRun", "SyncService", "SyncTarget", "build_service", "load_settings"]
+from .errors import RunCancelled, RunFailed
+from .metrics import Metrics
+from .models import ColumnMismatch, LoadMode, RunStatus, RunSummary, StepLog, SyncRun, SyncTarget, validate_run_id
+from .service import CancelOutcome, RunEvent, StartResult, SyncService, UnknownSync
+from .settings import EnvReader, Settings, SettingsError, load_settings, read_settings, redact_url
+from .store import StoreError
+from .syncs import SyncDefinition
+from .timefmt import format_duration
+
+__all__ = ["CancelOutcome", "ColumnMismatch", "EnvReader", "LoadMode", "Metrics", "RunCancelled", "RunEvent",
+           "RunFailed", "RunStatus", "RunSummary", "Settings", "SettingsError", "StartResult", "StepLog",
+           "StoreError", "SyncDefinition", "SyncRun", "SyncService", "SyncTarget", "UnknownSync", "build_service",
+           "format_duration", "load_settings", "read_settings", "redact_url", "validate_run_id"]
+
+DATABRICKS_WORKERS = 8  # threads for databricks-sdk calls (each call is one short HTTP request)
+SNOWFLAKE_WORKERS = 8  # threads for Snowflake calls (logins, short queries, status checks: never a whole COPY)
 
 
-def build_service(settings: Settings) -> SyncService:
+async def build_service(settings: Settings, *, metrics: Metrics | None = None) -> SyncService:
     """Wire the real clients from settings (the store is opened here: a bad SYNC_DB_PATH fails start-up)."""
     from .databricks import DatabricksJobs
+    from .executors import BlockingPool
     from .schedule import PollSchedule
-    from .snowflake import SnowflakeLoader
-    from .store import SqliteRunStore
+    from .snowflake import SnowflakeClient
+    from .store import open_store
 
     sync = settings.sync
     # The SDK retries 429/503 and refused connections by itself for this long per call; past it the service
     # keeps retrying with its own backoff until the run's deadline.
     retry_seconds = int(max(5, min(120, sync.run_timeout_seconds / 10)))
+    store = await open_store(db_url=sync.db_url, db_path=sync.db_path, lease_seconds=sync.lease_seconds)
     return SyncService(
-        store=SqliteRunStore(sync.db_path),
+        store=store,
         databricks=DatabricksJobs.connect(host=settings.databricks.host, token=settings.databricks.token,
                                           retry_timeout_seconds=retry_seconds),
-        loader=SnowflakeLoader(settings.snowflake, sync.export_prefix),
-        default_target=settings.default_target,
+        snowflake=SnowflakeClient(settings.snowflake, sync.load_timeout_seconds),
+        syncs=settings.syncs,
         schedule=PollSchedule(sync.poll_interval_seconds, sync.poll_max_interval_seconds),
-        run_timeout_seconds=sync.run_timeout_seconds,
+        settings=sync,
+        databricks_pool=BlockingPool("databricks", DATABRICKS_WORKERS),
+        snowflake_pool=BlockingPool("snowflake", SNOWFLAKE_WORKERS),
+        metrics=metrics,
     )

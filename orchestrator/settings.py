@@ -1,4 +1,4 @@
-"""Settings, read once from the environment and validated; every problem is reported at once."""
+"""Settings, read once from the environment (and syncs.toml) and validated; every problem is reported at once."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from .models import SyncTarget
+from .syncs import SyncDefinition, SyncDefaults, load_syncs
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _PREFIX = re.compile(r"^([A-Za-z0-9_.=-]+/)*$")
+DEFAULT_CONFIG_PATH = "./syncs.toml"
 
 
 class SettingsError(Exception):
@@ -20,6 +22,10 @@ class SettingsError(Exception):
         self.problems = problems
         lines = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"syncbot cannot start; fix these settings (see .env.example):\n{lines}")
+
+
+def is_identifier(value: str) -> bool:
+    return bool(_IDENTIFIER.fullmatch(value))
 
 
 class EnvReader:
@@ -40,9 +46,9 @@ class EnvReader:
             return ""
         return value
 
-    def identifier(self, name: str, meaning: str, *, required: bool = True) -> str:
+    def identifier(self, name: str, meaning: str, *, required: bool = False) -> str:
         value = self.required(name, meaning) if required else (self.optional(name) or "")
-        if value and not _IDENTIFIER.fullmatch(value):
+        if value and not is_identifier(value):
             self.problems.append(f"{name}={value!r:.60} is not a plain Snowflake identifier: {meaning}")
         return value
 
@@ -59,35 +65,33 @@ class EnvReader:
             return default
         return value
 
-    def integer(self, name: str, meaning: str, *, required: bool = True) -> int:
-        text = self.required(name, meaning) if required else self.optional(name)
+    def integer(self, name: str, meaning: str) -> int | None:
+        text = self.optional(name)
         if not text:
-            return 0
+            return None
         if not text.isdigit() or int(text) <= 0:
             self.problems.append(f"{name}={text!r:.40} should be a positive whole number: {meaning}")
-            return 0
+            return None
         return int(text)
+
+    def ids(self, name: str) -> frozenset[str]:
+        return frozenset(part.strip() for part in (self.optional(name) or "").split(",") if part.strip())
 
 
 @dataclass(frozen=True)
 class DatabricksSettings:
     host: str | None
-    job_id: int
     token: str | None = field(default=None, repr=False)
-    # Everything else (token, OAuth service principal, profile) is read by the SDK's own unified auth.
+    # Everything else (OAuth service principal, profile) is read by the SDK's own unified auth.
 
 
 @dataclass(frozen=True)
 class SnowflakeSettings:
     account: str
     user: str
-    password: str | None
-    private_key_file: str | None
-    private_key_passphrase: str | None
-    database: str
-    schema: str
-    table: str
-    stage: str
+    password: str | None = field(default=None, repr=False)
+    private_key_file: str | None = None
+    private_key_passphrase: str | None = field(default=None, repr=False)
     role: str | None = None
     warehouse: str | None = None
     host: str | None = None
@@ -96,8 +100,7 @@ class SnowflakeSettings:
 
     def connect_kwargs(self) -> dict[str, object]:
         """Arguments for snowflake.connector.connect; secrets stay inside this dict."""
-        kwargs: dict[str, object] = {"account": self.account, "user": self.user, "database": self.database,
-                                     "schema": self.schema}
+        kwargs: dict[str, object] = {"account": self.account, "user": self.user}
         if self.private_key_file:
             kwargs["authenticator"] = "SNOWFLAKE_JWT"
             kwargs["private_key_file"] = self.private_key_file
@@ -117,7 +120,28 @@ class SyncSettings:
     poll_interval_seconds: float = 30.0
     poll_max_interval_seconds: float = 60.0
     run_timeout_seconds: float = 1800.0
+    load_timeout_seconds: float = 1800.0
+    resume_grace_seconds: float = 300.0
+    lease_seconds: float = 30.0
     db_path: str = "./syncbot.db"
+    db_url: str | None = field(default=None, repr=False)  # may carry a password: see `store_description`
+    config_path: str | None = None  # syncs.toml, when one was read
+
+    @property
+    def store_description(self) -> str:
+        """Where runs are kept, safe to print: a PostgreSQL URL without its password."""
+        if not self.db_url:
+            return f"SQLite at {self.db_path}"
+        return f"PostgreSQL at {redact_url(self.db_url)}"
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -125,26 +149,28 @@ class Settings:
     databricks: DatabricksSettings
     snowflake: SnowflakeSettings
     sync: SyncSettings
+    syncs: dict[str, SyncDefinition]
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
-    def default_target(self) -> SyncTarget:
-        return SyncTarget(job_id=self.databricks.job_id, database=self.snowflake.database,
-                          schema=self.snowflake.schema, table=self.snowflake.table, stage=self.snowflake.stage)
+    def only_sync(self) -> SyncDefinition | None:
+        return next(iter(self.syncs.values())) if len(self.syncs) == 1 else None
 
 
 SECRET_VARIABLES = ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "SNOWFLAKE_PASSWORD",
-                    "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+                    "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SYNC_API_TOKEN")
 
 
 def secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
     """Every configured secret, so logs and messages can be scrubbed of them."""
-    return tuple(value for name in SECRET_VARIABLES if len(value := environ.get(name, "").strip()) >= 4)
+    values = [value for name in SECRET_VARIABLES if len(value := environ.get(name, "").strip()) >= 4]
+    password = urlsplit(environ.get("SYNC_DB_URL", "").strip()).password
+    if password and len(password) >= 4:
+        values.append(password)
+    return tuple(values)
 
 
-def read_settings(reader: EnvReader) -> Settings:
-    """Read the orchestrator's settings; problems accumulate in `reader.problems`."""
-    env = reader.environ
+def _read_databricks(reader: EnvReader) -> DatabricksSettings:
     host = reader.optional("DATABRICKS_HOST")
     if not host and not reader.optional("DATABRICKS_CONFIG_PROFILE"):
         reader.problems.append("DATABRICKS_HOST is not set: your workspace URL, e.g. https://dbc-1234.cloud.databricks.com")
@@ -155,9 +181,10 @@ def read_settings(reader: EnvReader) -> Settings:
     if not has_credentials:
         reader.problems.append("DATABRICKS_TOKEN is not set: a personal access token, or set DATABRICKS_CLIENT_ID "
                                "and DATABRICKS_CLIENT_SECRET for an OAuth service principal")
-    job_id = reader.integer("DATABRICKS_JOB_ID", "the id of the export job (Workflows → the job → Job ID)")
-    databricks = DatabricksSettings(host=host, job_id=job_id, token=reader.optional("DATABRICKS_TOKEN"))
+    return DatabricksSettings(host=host, token=reader.optional("DATABRICKS_TOKEN"))
 
+
+def _read_snowflake(reader: EnvReader) -> SnowflakeSettings:
     password = reader.optional("SNOWFLAKE_PASSWORD")
     key_file = reader.optional("SNOWFLAKE_PRIVATE_KEY_FILE")
     if not password and not key_file:
@@ -176,23 +203,21 @@ def read_settings(reader: EnvReader) -> Settings:
     protocol = reader.optional("SNOWFLAKE_PROTOCOL")
     if protocol and protocol not in ("http", "https"):
         reader.problems.append(f"SNOWFLAKE_PROTOCOL={protocol!r:.20} should be https (or http for the local stack)")
-    snowflake = SnowflakeSettings(
+    return SnowflakeSettings(
         account=reader.required("SNOWFLAKE_ACCOUNT", "your account identifier, e.g. myorg-myaccount"),
         user=reader.required("SNOWFLAKE_USER", "the bot's Snowflake user"),
         password=password,
         private_key_file=key_file,
         private_key_passphrase=reader.optional("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"),
-        database=reader.identifier("SNOWFLAKE_DATABASE", "the target table's database"),
-        schema=reader.identifier("SNOWFLAKE_SCHEMA", "the target table's schema"),
-        table=reader.identifier("SNOWFLAKE_TABLE", "the table COPY INTO loads"),
-        stage=reader.identifier("SNOWFLAKE_STAGE", "the external stage over the S3 bucket, e.g. DATABRICKS_SHARE"),
-        role=reader.identifier("SNOWFLAKE_ROLE", "a role name", required=False) or None,
-        warehouse=reader.identifier("SNOWFLAKE_WAREHOUSE", "a warehouse name", required=False) or None,
+        role=reader.identifier("SNOWFLAKE_ROLE", "a role name") or None,
+        warehouse=reader.identifier("SNOWFLAKE_WAREHOUSE", "a warehouse name") or None,
         host=reader.optional("SNOWFLAKE_HOST"),
         port=port,
         protocol=protocol,
     )
 
+
+def _read_sync(reader: EnvReader) -> SyncSettings:
     prefix = reader.optional("SYNC_EXPORT_PREFIX", "runs/") or "runs/"
     if not prefix.endswith("/"):
         prefix += "/"
@@ -203,14 +228,58 @@ def read_settings(reader: EnvReader) -> Settings:
     if poll_max < poll:
         reader.problems.append(f"SYNC_POLL_MAX_INTERVAL_SECONDS ({poll_max:g}) should be ≥ "
                                f"SYNC_POLL_INTERVAL_SECONDS ({poll:g})")
-    sync = SyncSettings(
+    db_url = reader.optional("SYNC_DB_URL")
+    if db_url and not db_url.startswith(("postgresql://", "postgres://")):
+        reader.problems.append(f"SYNC_DB_URL={redact_url(db_url)!r:.80} should be a postgresql:// URL "
+                               "(leave it empty to keep runs in the SQLite file at SYNC_DB_PATH)")
+    return SyncSettings(
         export_prefix=prefix,
         poll_interval_seconds=poll,
         poll_max_interval_seconds=poll_max,
         run_timeout_seconds=reader.number("SYNC_RUN_TIMEOUT_SECONDS", 1800.0, minimum=1),
+        load_timeout_seconds=reader.number("SYNC_LOAD_TIMEOUT_SECONDS", 1800.0, minimum=1),
+        resume_grace_seconds=reader.number("SYNC_RESUME_GRACE_SECONDS", 300.0, minimum=0),
+        lease_seconds=reader.number("SYNC_LEASE_SECONDS", 30.0, minimum=1),
         db_path=reader.optional("SYNC_DB_PATH", "./syncbot.db") or "./syncbot.db",
+        db_url=db_url,
     )
-    return Settings(databricks=databricks, snowflake=snowflake, sync=sync, secrets=secret_values(env))
+
+
+def _defaults(reader: EnvReader, sync: SyncSettings) -> SyncDefaults:
+    """What a sync falls back to for each key it leaves out: today's environment variable of the same meaning."""
+    file_format = reader.identifier("SNOWFLAKE_FILE_FORMAT", "a named Parquet file format") or "SYNCBOT_PARQUET"
+    return SyncDefaults(
+        databricks_job_id=reader.integer("DATABRICKS_JOB_ID", "the id of the export job (Workflows → the job → Job ID)"),
+        snowflake_database=reader.identifier("SNOWFLAKE_DATABASE", "the target table's database"),
+        snowflake_schema=reader.identifier("SNOWFLAKE_SCHEMA", "the target table's schema"),
+        snowflake_table=reader.identifier("SNOWFLAKE_TABLE", "the table the sync loads"),
+        snowflake_stage=reader.identifier("SNOWFLAKE_STAGE", "the external stage over the S3 bucket"),
+        snowflake_file_format=file_format,
+        allowed_users=reader.ids("SYNC_ALLOWED_USERS"),
+        allowed_channels=reader.ids("SYNC_ALLOWED_CHANNELS"),
+        run_timeout_seconds=sync.run_timeout_seconds,
+        report_channel=reader.optional("SYNC_REPORT_CHANNEL"),
+    )
+
+
+def read_settings(reader: EnvReader) -> Settings:
+    """Read the orchestrator's settings; problems accumulate in `reader.problems`."""
+    databricks = _read_databricks(reader)
+    snowflake = _read_snowflake(reader)
+    sync = _read_sync(reader)
+    defaults = _defaults(reader, sync)
+    explicit = reader.optional("SYNC_CONFIG")
+    config_path = Path(explicit or DEFAULT_CONFIG_PATH).expanduser()
+    if explicit and not config_path.is_file():
+        reader.problems.append(f"SYNC_CONFIG={explicit}: no such file (leave SYNC_CONFIG unset to run the one sync "
+                               "described by the environment variables)")
+    path = config_path if config_path.is_file() else None
+    syncs, problems = load_syncs(path, defaults)
+    reader.problems.extend(problems)
+    if path is not None:
+        sync = SyncSettings(**{**sync.__dict__, "config_path": str(path)})
+    return Settings(databricks=databricks, snowflake=snowflake, sync=sync, syncs=syncs,
+                    secrets=secret_values(reader.environ))
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
