@@ -15,11 +15,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from orchestrator.service import SyncService
+from orchestrator import SyncService
 
 from .handlers import SyncBot
-from .render import CANCEL_ACTION, OPEN_DATABRICKS_ACTION
+from .pacing import SlackPacer
+from .render import CANCEL_ACTION, OPEN_DATABRICKS_ACTION, START_ACTION
 from .settings import BotSettings
+from .thread import Reporter
 
 
 def build_client(settings: BotSettings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
@@ -39,11 +41,15 @@ def create_app(settings: BotSettings, service: SyncService,
     # Listeners answer at once and return (slow work runs in tasks), so the ack goes back as soon as a listener
     # returns: no 10 ms ack polling loop per request.
     app = AsyncApp(client=client, process_before_response=True)
-    bot = SyncBot(service, client, settings.access)
+    bot = SyncBot(service, Reporter(client, service, SlackPacer(), service.metrics), settings.access)
 
     @app.command("/sync")
     async def sync_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         await bot.on_command(ack, command)
+
+    @app.action(START_ACTION)
+    async def start_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await bot.on_start_button(ack, body, respond)
 
     @app.action(CANCEL_ACTION)
     async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
-from orchestrator.models import RUN_ID_PATTERN
+from orchestrator import RUN_ID_PATTERN, SYNC_NAME
 
 
 class Action(str, Enum):
-    START = "start"
+    START = "start"  # sync_name None: the only sync, or the picker
+    LIST = "list"
     STATUS = "status"  # one run
     RECENT = "recent"  # `/sync status` alone
     CANCEL = "cancel"
@@ -20,17 +22,20 @@ class Action(str, Enum):
 class Command:
     action: Action
     run_id: str | None = None
+    sync_name: str | None = None
     problem: str | None = None  # why the text was not understood, said before the usage
     raw_run_id: str | None = None  # what the person typed as a run id, when it was not one
 
 
-def parse_command(text: str) -> Command:
+def parse_command(text: str, sync_names: Collection[str] = ()) -> Command:
     words = (text or "").split()
     if not words:
         return Command(Action.START)
     verb, rest = words[0].lower(), words[1:]
     if verb in ("help", "-h", "--help", "?"):
         return Command(Action.HELP)
+    if verb == "list" and not rest:
+        return Command(Action.LIST)
     if verb == "status":
         if not rest:
             return Command(Action.RECENT)
@@ -40,7 +45,15 @@ def parse_command(text: str) -> Command:
             return Command(Action.HELP, problem="`/sync cancel` needs a run id, e.g. `/sync cancel 1127-k3x9qa`.")
         return _with_run_id(Action.CANCEL, rest)
     if verb in ("start", "run", "now"):
-        return Command(Action.START) if not rest else Command(Action.HELP, problem=_unknown(text))
+        if not rest:
+            return Command(Action.START)
+        verb, rest = rest[0].lower(), rest[1:]
+    if not rest and verb in sync_names:
+        return Command(Action.START, sync_name=verb)
+    if not rest and SYNC_NAME.fullmatch(verb):
+        known = ", ".join(f"`{name}`" for name in sorted(sync_names)[:20]) or "none"
+        return Command(Action.HELP, problem=f"There is no sync named `{_shown(verb)}` (syncs: {known}). "
+                                            "`/sync list` shows them.")
     return Command(Action.HELP, problem=_unknown(text))
 
 

@@ -9,25 +9,31 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
+from orchestrator import CancelOutcome, InvalidRunId, RunEvent, SyncDefinition, SyncService
 from orchestrator.logs import log_event
-from orchestrator.service import CancelOutcome, RunEvent, SyncService
 
-from .commands import Action, parse_command
-from .render import help_message, not_found_message, recent_message, status_message
-from .settings import AccessPolicy
-from .thread import RunThread
+from .commands import Action, Command, parse_command
+from .render import help_message, list_message, not_found_message, picker_message, recent_message, status_message
+from .settings import Access
+from .thread import Reporter, RunThread
 
 log = logging.getLogger("syncbot.bot")
 
 _SEEN_LIMIT = 1000  # Slack redelivers an envelope it thinks was not acked: answer it again, never act twice
+PRIVATE_CHANNEL_NAMES = ("directmessage", "privategroup")  # the payload's channel_name for a DM, a private channel
+
+
+def is_private(channel_name: str) -> bool:
+    """A run started here is shown only to its requester (a DM, a group DM or a private channel)."""
+    return channel_name in PRIVATE_CHANNEL_NAMES or channel_name.startswith("mpdm-")
 
 
 class SyncBot:
-    def __init__(self, service: SyncService, client: AsyncWebClient, access: AccessPolicy) -> None:
+    def __init__(self, service: SyncService, reporter: Reporter, access: Access) -> None:
         self.service = service
-        self.client = client
+        self.reporter = reporter
+        self.client = reporter.client
         self.access = access
         self.threads: dict[str, RunThread] = {}
         self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -38,11 +44,11 @@ class SyncBot:
 
     def on_run_event(self, event: RunEvent) -> None:
         run = event.run
-        if "channel" not in run.context:  # not started from Slack
+        if "channel" not in run.context:  # not started from Slack, and no report channel
             return
         thread = self.threads.get(run.run_id)
         if thread is None or thread.task.done():
-            thread = self.threads[run.run_id] = RunThread(self.client, self.service, run.run_id)
+            thread = self.threads[run.run_id] = RunThread(self.reporter, run.run_id)
             thread.task.add_done_callback(lambda _: self._forget_thread(run.run_id, thread))
         thread.notify(event)
 
@@ -75,38 +81,70 @@ class SyncBot:
                 self._answered.popitem(last=False)
         await ack(**answer)
 
+    def _runnable(self, user_id: str, channel_id: str) -> list[SyncDefinition]:
+        return [sync for sync in self.service.syncs.values() if self.access.may_run(sync, user_id, channel_id)]
+
     async def _answer(self, command: dict[str, Any]) -> dict[str, Any]:
-        parsed = parse_command(command.get("text", ""))
+        parsed = parse_command(command.get("text", ""), self.service.syncs)
         user_id, channel_id = command.get("user_id", ""), command.get("channel_id", "")
-        log_event(log, "command.received", action=parsed.action, run_id=parsed.run_id, user=user_id,
-                  channel=channel_id)
+        log_event(log, "command.received", action=parsed.action, run_id=parsed.run_id, sync=parsed.sync_name,
+                  user=user_id, channel=channel_id)
         if parsed.action is Action.HELP:
-            return help_message(parsed.problem)
+            return help_message(list(self.service.syncs.values()), parsed.problem)
+        if parsed.action is Action.LIST:
+            syncs = self._runnable(user_id, channel_id)
+            return list_message(syncs, await self.service.latest_by_sync(user=user_id))
         if parsed.action is Action.RECENT:
-            return recent_message(self.service.recent(10))
-        if parsed.run_id is None and parsed.action in (Action.STATUS, Action.CANCEL):
+            return recent_message(await self.service.recent(10, user=user_id))
+        if parsed.action in (Action.STATUS, Action.CANCEL):
+            return await self._about_run(parsed, user_id)
+        return await self._start(parsed.sync_name, user_id, channel_id, command)
+
+    async def _about_run(self, parsed: Command, user_id: str) -> dict[str, Any]:
+        run_id = parsed.run_id
+        if run_id is None:
             return not_found_message(parsed.raw_run_id or "")
+        run = await self.service.get(run_id)
+        if run is None or not self.access.may_see(run, user_id):
+            return not_found_message(run_id)  # a private run of someone else does not exist, as far as we say
         if parsed.action is Action.STATUS:
-            run = self.service.get(parsed.run_id or "")
-            return status_message(run) if run else not_found_message(parsed.run_id or "")
-        if refusal := self.access.refusal(user_id, channel_id):
-            log_event(log, "command.refused", action=parsed.action, user=user_id, channel=channel_id)
+            return status_message(run)
+        return await self.cancel(run_id, user_id)
+
+    async def _start(self, sync_name: str | None, user_id: str, channel_id: str,
+                     payload: dict[str, Any]) -> dict[str, Any]:
+        if sync_name is None:
+            runnable = self._runnable(user_id, channel_id)
+            if len(self.service.syncs) > 1:
+                return picker_message(runnable)
+            sync_name = next(iter(self.service.syncs))
+        sync = self.service.syncs[sync_name]
+        if refusal := self.access.refusal(sync, user_id, channel_id):
+            log_event(log, "command.refused", sync=sync_name, user=user_id, channel=channel_id)
             return {"text": refusal}
-        if parsed.action is Action.CANCEL:
-            return await self.cancel(parsed.run_id or "", user_id)
+        channel_name = str(payload.get("channel_name") or (payload.get("channel") or {}).get("name") or "")
         result = await self.service.start_sync(
-            requested_by=user_id,
-            context={"channel": channel_id, "response_url": command.get("response_url", "")})
+            sync_name, requested_by=user_id, private=is_private(channel_name),
+            context={"channel": channel_id, "response_url": payload.get("response_url", "")})
         run = result.run
         if not result.created:
-            where = _thread_link(run.context)
-            return {"text": f"A sync to `{run.target.table_name}` is already running: `{run.run_id}` "
-                            f"({run.status.value}){where}. I did not start another one."}
-        return {"text": f"Starting sync `{run.run_id}` → `{run.target.table_name}`. "
+            where = _thread_link(run.context) if self.access.may_see(run, user_id) else ""
+            shown = f"`{run.run_id}` ({run.status.value}){where}" if self.access.may_see(run, user_id) else \
+                "a private one"
+            return {"text": f"A sync to `{run.target.table_name}` is already running: {shown}. One run at a time "
+                            f"per table, so I did not start `{sync_name}`."}
+        return {"text": f"Starting sync `{run.run_id}` (`{sync_name}`) → `{run.target.table_name}`. "
                         "Follow it in the thread I'm posting in this channel."}
 
     async def cancel(self, run_id: str, user_id: str) -> dict[str, Any]:
-        outcome, run = await self.service.cancel(run_id, requested_by=f"<@{user_id}>")
+        run = await self.service.get(run_id)
+        if run is None or not self.access.may_see(run, user_id):
+            return not_found_message(run_id)
+        if not run.status.is_final:
+            if refusal := self.access.cancel_refusal(run, self.service.syncs.get(run.sync_name), user_id):
+                log_event(log, "cancel.refused", run_id=run_id, user=user_id)
+                return {"text": refusal}
+        outcome, run = await self.service.cancel(run_id, requested_by=user_id)
         if outcome is CancelOutcome.NOT_FOUND or run is None:
             return not_found_message(run_id)
         if outcome is CancelOutcome.ALREADY_FINAL:
@@ -115,25 +153,47 @@ class SyncBot:
 
     async def on_cancel_button(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        task = asyncio.create_task(self._cancel_from_button(body, respond))  # the ack must not wait for this
+        self._in_background(self._cancel_from_button(body, respond))  # the ack must not wait for this
+
+    async def on_start_button(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        self._in_background(self._start_from_button(body, respond))
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _cancel_from_button(self, body: dict[str, Any], respond: AsyncRespond) -> None:
         run_id = str(body["actions"][0].get("value", ""))
         user_id = body.get("user", {}).get("id", "")
-        channel_id = (body.get("channel") or {}).get("id") or body.get("container", {}).get("channel_id", "")
-        answer: dict[str, Any]
-        if refusal := self.access.refusal(user_id, channel_id):
-            log_event(log, "button.refused", run_id=run_id, user=user_id, channel=channel_id)
-            answer = {"text": refusal}
-        else:
-            try:
-                answer = await self.cancel(run_id, user_id)
-            except ValueError:
-                answer = not_found_message("?")
         try:
-            await respond(response_type="ephemeral", replace_original=False, **answer)
+            answer = await self.cancel(run_id, user_id)  # judged in the run's own channel, wherever the button is
+        except InvalidRunId:
+            answer = not_found_message("?")
+        await self._reply(respond, answer, run_id=run_id)
+
+    async def _start_from_button(self, body: dict[str, Any], respond: AsyncRespond) -> None:
+        sync_name = str(body["actions"][0].get("value", ""))
+        user_id = body.get("user", {}).get("id", "")
+        channel = body.get("channel") or {}
+        channel_id = channel.get("id") or body.get("container", {}).get("channel_id", "")
+        if sync_name not in self.service.syncs:
+            answer = help_message(list(self.service.syncs.values()), f"There is no sync named `{sync_name[:40]}`.")
+        else:
+            payload = {"channel_name": channel.get("name", ""), "response_url": body.get("response_url", "")}
+            try:
+                answer = await self._start(sync_name, user_id, channel_id, payload)
+            except Exception as exc:
+                log_event(log, "button.failed", level=logging.ERROR, exc_info=True, sync=sync_name)
+                answer = {"text": f"Sorry, syncbot hit an internal error ({type(exc).__name__}); nothing was started."}
+        await self._reply(respond, answer, replace=True)
+
+    @staticmethod
+    async def _reply(respond: AsyncRespond, answer: dict[str, Any], *, replace: bool = False,
+                     run_id: str = "") -> None:
+        try:
+            await respond(response_type="ephemeral", replace_original=replace, **answer)
         except Exception as exc:
             log_event(log, "button.reply_failed", level=logging.WARNING, run_id=run_id, error=type(exc).__name__)
 
@@ -141,5 +201,5 @@ class SyncBot:
 def _thread_link(context: dict[str, Any]) -> str:
     channel, ts = context.get("thread_channel"), context.get("thread_ts")
     if channel and ts:
-        return f", see its thread in <#{channel}>" if channel.startswith("C") else ", see its thread in our DMs"
+        return f", see its thread in <#{channel}>" if channel.startswith(("C", "G")) else ", see its thread in our DMs"
     return ""

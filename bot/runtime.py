@@ -1,20 +1,22 @@
-"""The bot's life in a process: wire it, check Slack, connect in Socket Mode, resume runs; stop cleanly."""
+"""The bot's life in a process: wire it, check Slack, connect in Socket Mode, take over runs; stop cleanly."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from orchestrator import build_service
+from orchestrator import SyncService, build_service
 
 from .app import create_app
 from .handlers import SyncBot
+from .http import OperatorServer
 from .settings import BotSettings
 
 
@@ -36,22 +38,43 @@ async def check_slack(settings: BotSettings, client: AsyncWebClient) -> None:
                            "token with connections:write, and turn Socket Mode on") from None
 
 
+@dataclass
+class BotRuntime:
+    service: SyncService
+    bot: SyncBot
+    socket: AsyncSocketModeHandler
+    http: OperatorServer | None
+
+    @property
+    def threads(self) -> dict[str, object]:
+        return dict(self.bot.threads)
+
+
 @asynccontextmanager
-async def running_bot(settings: BotSettings) -> AsyncIterator[SyncBot]:
-    """The bot connected and driving runs (unfinished ones resumed); on exit, runs keep their status."""
-    service = build_service(settings.orchestrator)
-    async with aiohttp.ClientSession() as session:
-        app, bot = create_app(settings, service, session)
-        await check_slack(settings, bot.client)
-        handler = AsyncSocketModeHandler(app, settings.app_token)
-        await handler.connect_async()
-        await service.resume()
-        # Start-up leaves ~1 M long-lived objects (the client libraries); without this the first full garbage
-        # collection scans them all and stalls the event loop for ~200 ms, in the middle of some acks.
-        gc.freeze()
-        try:
-            yield bot
-        finally:
-            await service.shutdown()  # runs stay in their current status: the next start resumes them
-            await bot.drain(timeout=3)
-            await handler.close_async()
+async def running_bot(settings: BotSettings) -> AsyncIterator[BotRuntime]:
+    """The bot connected and driving runs (orphaned ones taken over); on exit, runs keep their status and their
+    leases are given up, so another process (or the next start) continues them at once."""
+    service = await build_service(settings.orchestrator)
+    try:
+        async with aiohttp.ClientSession() as session:
+            app, bot = create_app(settings, service, session)
+            await check_slack(settings, bot.client)
+            socket = AsyncSocketModeHandler(app, settings.app_token)
+            await socket.connect_async()
+            http = None
+            try:
+                await service.start()
+                if settings.http.port is not None:
+                    http = await OperatorServer(settings.http, service, socket).start()
+                # Start-up leaves ~1 M long-lived objects (the client libraries); without this the first full
+                # garbage collection scans them all and stalls the event loop for ~200 ms, in the middle of acks.
+                gc.freeze()
+                yield BotRuntime(service, bot, socket, http)
+            finally:
+                if http is not None:
+                    await http.stop()
+                await service.shutdown()
+                await bot.drain(timeout=3)
+                await socket.close_async()
+    finally:
+        await service.store.close()

@@ -11,11 +11,12 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from .slack import DEMO_CHANNEL_ID, DEMO_USER_ID, Message, SlackEmulator
+from .slack import DEMO_CHANNEL_ID, DEMO_USER_ID, Ephemeral, Message, SlackEmulator
 
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
 _CHANNEL = re.compile(r"<#([A-Z0-9]+)>")
+_BOLD = re.compile(r"\*(\S(?:[^*\n]*\S)?)\*")
 
 
 def plain(text: str) -> str:
@@ -23,7 +24,8 @@ def plain(text: str) -> str:
     text = _LINK.sub(r"\2", text)
     text = _MENTION.sub(r"@\1", text)
     text = _CHANNEL.sub(r"#\1", text)
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("*", "").replace("`", "")
+    text = _BOLD.sub(r"\1", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").replace("`", "")
 
 
 def _block_lines(blocks: list[dict[str, Any]]) -> list[str]:
@@ -32,10 +34,19 @@ def _block_lines(blocks: list[dict[str, Any]]) -> list[str]:
         if block.get("type") == "section" and block.get("fields"):
             lines.append(" · ".join(plain(field["text"]) for field in block["fields"]))
         elif block.get("type") == "section":
-            lines.append(plain(block["text"]["text"]))
+            button = block.get("accessory") or {}
+            suffix = f"  [ {button['text']['text']} ]" if button.get("type") == "button" else ""
+            lines.append(plain(block["text"]["text"]) + suffix)
         elif block.get("type") == "actions":
             lines.append("  ".join(f"[ {element['text']['text']} ]" for element in block.get("elements", [])))
     return lines
+
+
+def _ephemeral_lines(ephemeral: Ephemeral) -> list[str]:
+    """An ephemeral answer: its text, or its blocks when it has some (the picker)."""
+    if ephemeral.blocks:
+        return [plain(ephemeral.blocks[0].get("text", {}).get("text", ephemeral.text)), *_block_lines(ephemeral.blocks)]
+    return plain(ephemeral.text).splitlines()
 
 
 class ChannelView:
@@ -65,8 +76,9 @@ class ChannelView:
         return [m for m in self.slack.messages if m.channel in (self.channel, self.dm_channel)]
 
     def render(self) -> str:
-        name = self.slack.channels.get(self.channel, self.channel)
-        lines = [f"#{name} — local Slack (type /sync, /sync status, /sync help; Ctrl-D to leave)", "─" * 78]
+        known = self.slack.channels.get(self.channel)
+        name = known.name if known else self.channel
+        lines = [f"#{name} — local Slack (type /sync, /sync list, /sync status, /sync help; Ctrl-D to leave)", "─" * 78]
         for parent in (m for m in self._visible() if m.thread_ts is None):
             where = " (in your DMs with syncbot)" if parent.channel == self.dm_channel else ""
             edited = " (edited)" if parent.edits else ""
@@ -83,7 +95,7 @@ class ChannelView:
             lines.append("")
         for ephemeral in self.slack.ephemerals:
             if ephemeral.user == self.user:
-                lines += [f"  (only visible to you) {line}" for line in plain(ephemeral.text).splitlines()[:12]]
+                lines += [f"  (only visible to you) {line}" for line in _ephemeral_lines(ephemeral)[:14]]
         return "\n".join(lines)
 
     def _redraw(self) -> None:
@@ -104,13 +116,15 @@ class ChannelView:
                     self.out.write(f"    │ {first}\n" + "".join(f"    │   {line}\n" for line in rest))
                 elif key in self._printed:
                     self.out.write(f"  ↻ {text}\n")
+                    if message.shows_final_run:  # the outcome, the receipt and the buttons left
+                        self.out.write("".join(f"      {line}\n" for line in _block_lines(message.blocks)))
                 else:
                     where = " (in your DMs with syncbot)" if message.channel == self.dm_channel else ""
                     self.out.write(f"syncbot{where}: {text}\n")
                 self._printed[key] = message.text
             mine = [e for e in self.slack.ephemerals if e.user == self.user]
             for ephemeral in mine[self._ephemerals_printed:]:
-                for line in plain(ephemeral.text).splitlines():
+                for line in _ephemeral_lines(ephemeral):
                     self.out.write(f"  (only visible to you) {line}\n")
             self._ephemerals_printed = len(mine)
             self.out.flush()

@@ -36,7 +36,6 @@ _EXPORT = re.compile(r"^\s*INSERT\s+OVERWRITE\s+DIRECTORY\s+'(?P<path>s3://[^']+
 _PARAMETER = re.compile(r"\{\{\s*job\.parameters\.([A-Za-z0-9_]+)\s*\}\}")
 OUTCOMES = ("success", "corrupt", "fail", "timedout", "canceled", "internal_error", "hang", "unknown_state")
 ROWS_PER_PART = 250_000  # a Spark task writes a part file; an export is split over at least two
-ACTIVE = ("QUEUED", "PENDING", "RUNNING", "TERMINATING")
 
 _CITIES = [("Seattle", "US", 47.61, -122.33), ("Denver", "US", 39.74, -104.99), ("Chicago", "US", 41.88, -87.63),
            ("Boston", "US", 42.36, -71.06), ("Austin", "US", 30.27, -97.74), ("Phoenix", "US", 33.45, -112.07),
@@ -139,11 +138,12 @@ def notebook_source(job: JobSpec) -> str:
 
 
 class DatabricksEmulator:
-    def __init__(self, s3: S3Emulator, *, token: str = "dapi-local-stack",
-                 jobs: dict[int, JobSpec] | None = None) -> None:
+    def __init__(self, s3: S3Emulator, *, token: str = "dapi-local-stack", jobs: dict[int, JobSpec] | None = None,
+                 job_seconds: float | None = None) -> None:
         self.s3 = s3
         self.token = token
-        self.jobs = jobs if jobs is not None else load_jobs()
+        self.job_seconds = job_seconds  # every job's duration, when set (tests: short jobs)
+        self.jobs = jobs if jobs is not None else self._configured_jobs()
         self.runs: dict[int, EmulatedRun] = {}
         self.calls: list[tuple[str, str]] = []  # (method, path) of every API call, for tests and benchmarks
         self._by_token: dict[tuple[int, str], int] = {}
@@ -174,9 +174,16 @@ class DatabricksEmulator:
         if duration_seconds is not None:
             job.duration_seconds = duration_seconds
 
+    def _configured_jobs(self) -> dict[int, JobSpec]:
+        jobs = load_jobs()
+        if self.job_seconds is not None:
+            for job in jobs.values():
+                job.duration_seconds = self.job_seconds
+        return jobs
+
     def reset(self) -> None:
         """Back to the configured jobs with no faults (between tests)."""
-        self.jobs = load_jobs()
+        self.jobs = self._configured_jobs()
         self._faults.clear()
         self.run_now_delay_seconds = 0.0
 
@@ -310,7 +317,7 @@ class DatabricksEmulator:
             return _error(400, "INVALID_PARAMETER_VALUE", f"Run {body.get('run_id')} does not exist.")
         if run.life_cycle_state in ("QUEUED",):
             self._end(run, "TERMINATED", "CANCELED", "USER_CANCELED", "SUCCESS", "Run cancelled by user.")
-        elif run.life_cycle_state in ACTIVE:
+        elif run.life_cycle_state not in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"):
             run.cancel_requested = True
             run.life_cycle_state = "TERMINATING"
         return web.json_response({})

@@ -1,5 +1,10 @@
-"""Slack stand-in: the Web API methods syncbot calls plus a Socket Mode WebSocket, so slack-bolt's real
-Socket Mode handler connects to it. It sends slash commands and button clicks, and records every message.
+"""Slack stand-in: the Web API methods syncbot calls plus a Socket Mode WebSocket, so slack-bolt's real Socket Mode
+handler connects to it. It sends slash commands and button clicks, and records every message.
+
+As strict as Slack where the bot could trip: blocks and text limits (invalid_blocks, msg_too_long), a response_url
+that works 30 minutes and 5 times, a private channel the bot is not in answers channel_not_found (a public one
+not_in_channel), the published rate limits when a test turns them on (429 + Retry-After), envelopes spread across
+all of the app's open connections and redelivered to another one when not acked within 3 s, message metadata.
 """
 
 from __future__ import annotations
@@ -7,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import re
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -21,10 +26,25 @@ BOT_USER_ID = "U0SYNCBOT"
 APP_ID = "A0SYNCBOT"
 DEMO_CHANNEL_ID = "C0DATAENG"
 DEMO_CHANNEL_NAME = "data-eng"
+PRIVATE_CHANNEL_ID = "G0PRIVATE"  # a private channel the bot is not in
+PRIVATE_MEMBER_CHANNEL_ID = "G0SECRET"  # a private channel the bot is in
+OTHER_CHANNEL_ID = "C0PRIVATE"  # a public channel the bot is not in (its id predates the rename)
 DEMO_USER_ID = "U0DEMO"
+FINAL_STATUSES = ("SUCCESS", "FAILED", "CANCELLED")
+SECTION_TEXT_LIMIT = 3000
+BLOCKS_LIMIT = 50
+TEXT_LIMIT = 40_000
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
+REDELIVER_AFTER_SECONDS = 3.0  # Slack redelivers an envelope that was not acked
 
 
-_FINAL_PARENT = re.compile(r"^\S+ (SUCCESS|FAILED|CANCELLED): sync ")
+@dataclass
+class Channel:
+    id: str
+    name: str
+    private: bool = False
+    bot_member: bool = False
 
 
 @dataclass
@@ -35,13 +55,20 @@ class Message:
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     thread_ts: str | None = None
+    metadata: dict[str, Any] | None = None
     edits: int = 0
     history: list[str] = field(default_factory=list)  # every text this message has had, oldest first
 
     @property
+    def run(self) -> dict[str, Any]:
+        """The sync run this parent message shows (its metadata), or {}."""
+        if self.metadata and self.metadata.get("event_type") == "sync_run":
+            return dict(self.metadata.get("event_payload") or {})
+        return {}
+
+    @property
     def shows_final_run(self) -> bool:
-        """A run's parent message whose text (status word first, as the bot writes it) says the run has ended."""
-        return self.thread_ts is None and bool(_FINAL_PARENT.match(self.text))
+        return self.thread_ts is None and self.run.get("status") in FINAL_STATUSES
 
 
 @dataclass
@@ -61,25 +88,63 @@ class Fault:
     retry_after: float | None = None
 
 
+@dataclass
+class _Bucket:
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float:
+        """0 when a call may go now (and takes its token); else the seconds until one may."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+@dataclass
+class _ResponseUrl:
+    channel: str
+    user: str
+    created: float = field(default_factory=time.monotonic)
+    uses: int = 0
+
+
+# Published limits: chat.postMessage about 1/s per channel with short bursts; chat.update Tier 3 (~50/min).
+RATE_LIMITS = {"chat.postMessage": (1.0, 3.0), "chat.update": (50 / 60, 5.0)}
+
+
 class SlackEmulator:
     def __init__(self, *, bot_token: str = "xoxb-local-stack", app_token: str = "xapp-local-stack") -> None:
         self.bot_token = bot_token
         self.app_token = app_token
-        self.channels: dict[str, str] = {DEMO_CHANNEL_ID: DEMO_CHANNEL_NAME, "C0PRIVATE": "private-team"}
-        self.bot_channels: set[str] = {DEMO_CHANNEL_ID}  # where the bot is a member
+        self.channels = {channel.id: channel for channel in (
+            Channel(DEMO_CHANNEL_ID, DEMO_CHANNEL_NAME, bot_member=True),
+            Channel(OTHER_CHANNEL_ID, "general"),
+            Channel(PRIVATE_CHANNEL_ID, "private-team", private=True),
+            Channel(PRIVATE_MEMBER_CHANNEL_ID, "secret-project", private=True, bot_member=True),
+        )}
         self.messages: list[Message] = []
         self.ephemerals: list[Ephemeral] = []
         self.calls: list[str] = []
         self.acks: dict[str, dict[str, Any]] = {}
+        self.rate_limited: list[tuple[str, str]] = []  # (method, channel) of every 429 the limits gave
+        self.refused: list[tuple[str, str]] = []  # (method, error) of every call refused for good
+        self.rate_limits = False  # a test switch: enforce Slack's published limits
         self.base_url = ""
         self._faults: dict[str, Fault] = {}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._sockets: list[web.WebSocketResponse] = []
+        self._next_socket = itertools.count()
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._envelopes: dict[str, dict[str, Any]] = {}
         self._ts = itertools.count(1)
         self._listeners: list[Callable[[], None]] = []
         self._connected = asyncio.Event()
-        self._response_urls: dict[str, tuple[str, str]] = {}
+        self._response_urls: dict[str, _ResponseUrl] = {}
 
     # ---- what the bot posted ------------------------------------------------------------------------------------
 
@@ -96,8 +161,12 @@ class SlackEmulator:
     def replies(self, parent: Message) -> list[Message]:
         return [m for m in self.messages if m.thread_ts == parent.ts and m.channel == parent.channel]
 
+    def parents_of(self, run_id: str) -> list[Message]:
+        """Every parent message that shows this run (its metadata): one, unless a duplicate was posted."""
+        return [m for m in self.parents() if m.run.get("run_id") == run_id]
+
     def find_parent(self, run_id: str) -> Message | None:
-        return next((m for m in self.parents() if run_id in m.text), None)
+        return next(iter(self.parents_of(run_id)), None)
 
     def thread_text(self, run_id: str) -> str:
         parent = self.find_parent(run_id)
@@ -117,7 +186,10 @@ class SlackEmulator:
 
     def reset(self) -> None:
         self._faults.clear()
-        self.bot_channels = {DEMO_CHANNEL_ID}
+        self.rate_limits = False
+        self._buckets.clear()
+        for channel in self.channels.values():
+            channel.bot_member = channel.id in (DEMO_CHANNEL_ID, PRIVATE_MEMBER_CHANNEL_ID)
 
     async def drop_sockets(self) -> None:
         """Close every Socket Mode connection, as Slack does on a refresh; the client must reconnect."""
@@ -135,16 +207,24 @@ class SlackEmulator:
     async def wait_connected(self, timeout: float = 10) -> None:
         await asyncio.wait_for(self._connected.wait(), timeout)
 
+    def _response_url(self, channel: str, user: str) -> str:
+        response_id = uuid.uuid4().hex
+        self._response_urls[response_id] = _ResponseUrl(channel, user)
+        return f"{self.base_url}/response/{response_id}"
+
     def slash_command_payload(self, text: str, *, user: str = DEMO_USER_ID, channel: str = DEMO_CHANNEL_ID,
                               command: str = "/sync") -> dict[str, Any]:
-        response_id = uuid.uuid4().hex
-        self._response_urls[response_id] = (channel, user)
+        known = self.channels.get(channel)
+        if known is not None:
+            channel_name = "privategroup" if known.private else known.name
+        else:
+            channel_name = "directmessage"  # a DM with the app: D…
         return {
             "token": "unused-verification-token", "team_id": TEAM_ID, "team_domain": "local",
-            "channel_id": channel, "channel_name": self.channels.get(channel, "directmessage"),
+            "channel_id": channel, "channel_name": channel_name,
             "user_id": user, "user_name": user.lower(), "command": command, "text": text,
             "api_app_id": APP_ID, "is_enterprise_install": "false",
-            "response_url": f"{self.base_url}/response/{response_id}",
+            "response_url": self._response_url(channel, user),
             "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex[:12]}",
         }
 
@@ -154,20 +234,25 @@ class SlackEmulator:
         payload = self.slash_command_payload(text, user=user, channel=channel)
         return await self.send_envelope("slash_commands", payload, timeout=timeout)
 
-    async def click(self, parent: Message, action_id: str, *, user: str = DEMO_USER_ID,
-                    timeout: float = 10) -> dict[str, Any]:
+    async def click(self, message: Message | Ephemeral, action_id: str, *, user: str = DEMO_USER_ID,
+                    value: str | None = None, timeout: float = 10) -> dict[str, Any]:
         """Press a button of a message, as a block_actions interactive payload."""
-        action = next(element for block in parent.blocks if block.get("type") == "actions"
-                      for element in block.get("elements", []) if element.get("action_id") == action_id)
-        response_id = uuid.uuid4().hex
-        self._response_urls[response_id] = (parent.channel, user)
+        elements = [element for block in message.blocks
+                    for element in ([block.get("accessory")] if block.get("accessory") else block.get("elements", []))
+                    if element and element.get("action_id") == action_id]
+        action = next(element for element in elements if value is None or element.get("value") == value)
+        channel_id = message.channel
+        known = self.channels.get(channel_id)
+        channel_name = ("privategroup" if known.private else known.name) if known else "directmessage"
+        ts = getattr(message, "ts", f"{time.time():.6f}")
         payload = {
             "type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": user, "username": user.lower()},
             "api_app_id": APP_ID, "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex[:12]}",
-            "container": {"type": "message", "message_ts": parent.ts, "channel_id": parent.channel},
-            "channel": {"id": parent.channel, "name": self.channels.get(parent.channel, "")},
-            "message": {"ts": parent.ts, "text": parent.text, "blocks": parent.blocks},
-            "response_url": f"{self.base_url}/response/{response_id}",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel_id,
+                          "is_ephemeral": isinstance(message, Ephemeral)},
+            "channel": {"id": channel_id, "name": channel_name},
+            "message": {"ts": ts, "text": message.text, "blocks": message.blocks},
+            "response_url": self._response_url(channel_id, user),
             "actions": [{"type": "button", "action_id": action_id, "block_id": "actions",
                          "value": action.get("value", ""), "action_ts": f"{time.time():.6f}"}],
         }
@@ -175,23 +260,35 @@ class SlackEmulator:
 
     async def send_envelope(self, kind: str, payload: dict[str, Any], *, envelope_id: str | None = None,
                             timeout: float = 10) -> dict[str, Any]:
+        """Send to one of the open connections (spread across them), redelivering to another connection when the
+        ack does not come within 3 s, as Slack does."""
         await self.wait_connected(timeout)
         envelope_id = envelope_id or str(uuid.uuid4())
-        envelope = {"envelope_id": envelope_id, "type": kind, "accepts_response_payload": kind != "events_api",
-                    "payload": payload, "retry_attempt": 0, "retry_reason": ""}
-        if envelope_id in self._envelopes:  # Slack's redelivery of an envelope
-            envelope.update(retry_attempt=1, retry_reason="timeout")
+        attempt = 1 if envelope_id in self._envelopes else 0
         self._envelopes[envelope_id] = payload
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending_acks[envelope_id] = future
         sent = time.perf_counter()
-        await self._sockets[-1].send_str(json.dumps(envelope))
-        ack = await asyncio.wait_for(future, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            envelope = {"envelope_id": envelope_id, "type": kind, "accepts_response_payload": kind != "events_api",
+                        "payload": payload, "retry_attempt": attempt, "retry_reason": "timeout" if attempt else ""}
+            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending_acks[envelope_id] = future
+            await self.wait_connected(max(0.1, deadline - time.monotonic()))
+            sockets = self._sockets
+            await sockets[next(self._next_socket) % len(sockets)].send_str(json.dumps(envelope))
+            try:
+                ack = await asyncio.wait_for(asyncio.shield(future),
+                                             min(REDELIVER_AFTER_SECONDS, max(0.1, deadline - time.monotonic())))
+                break
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                attempt += 1
         ack["latency_ms"] = (time.perf_counter() - sent) * 1000
         if kind == "slash_commands" and (ack.get("text") or ack.get("blocks")):
             channel, user = payload["channel_id"], payload["user_id"]
             if ack.get("response_type") == "in_channel":
-                self._post(channel, ack.get("text", ""), ack.get("blocks") or [], None, BOT_USER_ID)
+                self._post(channel, ack.get("text", ""), ack.get("blocks") or [], None, BOT_USER_ID, None)
             else:
                 self.ephemerals.append(Ephemeral(channel, user, ack.get("text", ""), "ack", ack.get("blocks") or []))
                 self._changed()
@@ -203,7 +300,7 @@ class SlackEmulator:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/socket", self._socket)
-        app.router.add_post("/response/{response_id}", self._response_url)
+        app.router.add_post("/response/{response_id}", self._response)
         return app
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -218,10 +315,21 @@ class SlackEmulator:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if request.headers.get("Authorization") != f"Bearer {expected}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if self.rate_limits and method in RATE_LIMITS:
+            channel = str(args.get("channel", "")) if method == "chat.postMessage" else "*"
+            rate, burst = RATE_LIMITS[method]
+            bucket = self._buckets.setdefault((method, channel), _Bucket(rate, burst, burst, time.monotonic()))
+            if (wait := bucket.take(time.monotonic())) > 0:
+                self.rate_limited.append((method, channel))
+                return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                         headers={"Retry-After": str(max(1, math.ceil(wait)))})
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(args))
+        answer = handler(args)
+        if not answer.get("ok"):
+            self.refused.append((method, str(answer.get("error"))))
+        return web.json_response(answer)
 
     def _auth_test(self, _: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": "https://local-stack.slack.invalid/", "team": "Local", "user": "syncbot",
@@ -231,12 +339,44 @@ class SlackEmulator:
         ws_url = self.base_url.replace("http://", "ws://") + f"/socket?ticket={uuid.uuid4().hex}"
         return {"ok": True, "url": ws_url}
 
+    def _reach(self, channel: str) -> str | None:
+        """None when the bot may post in `channel`; else Slack's error."""
+        if channel.startswith(("U", "W", "D")):
+            return None if channel[1:] else "channel_not_found"
+        known = self.channels.get(channel)
+        if known is None:
+            return "channel_not_found"
+        if not known.bot_member:
+            return "channel_not_found" if known.private else "not_in_channel"  # a private channel is invisible
+        return None
+
+    @staticmethod
+    def _refusal(args: dict[str, Any], blocks: list[dict[str, Any]]) -> str | None:
+        text = str(args.get("text", ""))
+        if len(text) > TEXT_LIMIT:
+            return "msg_too_long"
+        if len(blocks) > BLOCKS_LIMIT:
+            return "invalid_blocks"
+        for block in blocks:
+            section = block.get("text") or {}
+            if len(str(section.get("text", ""))) > SECTION_TEXT_LIMIT:
+                return "invalid_blocks"
+            if any(len(str(item.get("text", ""))) > 2000 for item in block.get("fields", [])) or \
+                    len(block.get("fields", [])) > 10:
+                return "invalid_blocks"
+        if not text and not blocks:
+            return "no_text"
+        return None
+
     def _chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
-        if not self._can_post(channel):
-            return {"ok": False, "error": "not_in_channel" if channel in self.channels else "channel_not_found"}
-        message = self._post(self._dm_channel(channel), str(args.get("text", "")), _blocks(args),
-                             args.get("thread_ts"), BOT_USER_ID)
+        if error := self._reach(channel):
+            return {"ok": False, "error": error}
+        blocks = _blocks(args)
+        if error := self._refusal(args, blocks):
+            return {"ok": False, "error": error}
+        message = self._post(self._dm_channel(channel), str(args.get("text", "")), blocks, args.get("thread_ts"),
+                             BOT_USER_ID, _metadata(args))
         return {"ok": True, "channel": message.channel, "ts": message.ts,
                 "message": {"text": message.text, "ts": message.ts, "user": BOT_USER_ID}}
 
@@ -245,8 +385,12 @@ class SlackEmulator:
         message = next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
         if message is None:
             return {"ok": False, "error": "message_not_found"}
+        blocks = _blocks(args)
+        if error := self._refusal(args, blocks):
+            return {"ok": False, "error": error}
         message.text = str(args.get("text", message.text))
-        message.blocks = _blocks(args) or message.blocks
+        message.blocks = blocks or message.blocks
+        message.metadata = _metadata(args) or message.metadata
         message.edits += 1
         message.history.append(message.text)
         self._changed()
@@ -254,24 +398,34 @@ class SlackEmulator:
 
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = str(args.get("channel", ""))
-        if channel in self.channels and channel not in self.bot_channels:
-            return {"ok": False, "error": "not_in_channel"}
+        if error := self._reach(channel):
+            return {"ok": False, "error": error}
         self.ephemerals.append(Ephemeral(channel, str(args.get("user", "")), str(args.get("text", "")),
                                          "chat.postEphemeral", _blocks(args)))
         self._changed()
         return {"ok": True, "message_ts": self._next_ts()}
 
-    async def _response_url(self, request: web.Request) -> web.Response:
+    async def _response(self, request: web.Request) -> web.Response:
         target = self._response_urls.get(request.match_info["response_id"])
-        if target is None:
+        if target is None or time.monotonic() - target.created > RESPONSE_URL_SECONDS:
             return web.Response(status=404, text="expired_url")
-        channel, user = target
+        if target.uses >= RESPONSE_URL_USES:
+            return web.Response(status=404, text="used_url")
+        target.uses += 1
         body = await request.json()
+        blocks = body.get("blocks") or []
+        if error := self._refusal(body, blocks):
+            return web.Response(status=400, text=error)
         if body.get("response_type") == "in_channel":
-            self._post(channel, str(body.get("text", "")), body.get("blocks") or [], None, BOT_USER_ID)
+            self._post(target.channel, str(body.get("text", "")), blocks, None, BOT_USER_ID, None)
         else:
-            self.ephemerals.append(Ephemeral(channel, user, str(body.get("text", "")), "response_url",
-                                             body.get("blocks") or []))
+            if body.get("replace_original"):
+                replaced = next((e for e in reversed(self.ephemerals) if e.user == target.user
+                                 and e.channel == target.channel and e.blocks), None)
+                if replaced is not None:
+                    self.ephemerals.remove(replaced)
+            self.ephemerals.append(Ephemeral(target.channel, target.user, str(body.get("text", "")), "response_url",
+                                             blocks))
             self._changed()
         return web.Response(text="ok")
 
@@ -300,20 +454,17 @@ class SlackEmulator:
 
     # ---- helpers ------------------------------------------------------------------------------------------------
 
-    def _can_post(self, channel: str) -> bool:
-        return channel in self.bot_channels or channel.startswith(("U", "D"))
-
     @staticmethod
     def _dm_channel(channel: str) -> str:
         # Posting to a user id lands in the app's DM with that user, as on Slack.
-        return "D" + channel[1:] if channel.startswith("U") else channel
+        return "D" + channel[1:] if channel.startswith(("U", "W")) else channel
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
 
-    def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
-              user: str) -> Message:
-        message = Message(channel, self._next_ts(), user, text, blocks, thread_ts, history=[text])
+    def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None, user: str,
+              metadata: dict[str, Any] | None) -> Message:
+        message = Message(channel, self._next_ts(), user, text, blocks, thread_ts, metadata, history=[text])
         self.messages.append(message)
         self._changed()
         return message
@@ -328,3 +479,10 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
 def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = args.get("blocks") or []
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)
+
+
+def _metadata(args: dict[str, Any]) -> dict[str, Any] | None:
+    metadata = args.get("metadata")
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return dict(metadata) if isinstance(metadata, dict) else None

@@ -30,7 +30,8 @@ SERVICES = ("s3", "snowflake", "databricks", "slack")
 
 class LocalStack:
     def __init__(self, *, poll_interval_seconds: float = 0.5, poll_max_interval_seconds: float = 1.0,
-                 run_timeout_seconds: float = 120.0, services: tuple[str, ...] = SERVICES) -> None:
+                 run_timeout_seconds: float = 120.0, services: tuple[str, ...] = SERVICES,
+                 job_seconds: float | None = None) -> None:
         unknown = set(services) - set(SERVICES)
         if unknown:
             raise ValueError(f"unknown services {sorted(unknown)}; choose from {', '.join(SERVICES)}")
@@ -38,7 +39,7 @@ class LocalStack:
         self.services = set(services) | ({"s3"} if {"snowflake", "databricks"} & set(services) else set())
         self.s3 = S3Emulator()
         self.snowflake = SnowflakeEmulator(self.s3)
-        self.databricks = DatabricksEmulator(self.s3)
+        self.databricks = DatabricksEmulator(self.s3, job_seconds=job_seconds)
         self.slack = SlackEmulator()
         self.poll_interval_seconds = poll_interval_seconds
         self.poll_max_interval_seconds = poll_max_interval_seconds

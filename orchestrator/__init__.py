@@ -3,19 +3,27 @@
 These names are the orchestrator's public surface (pinned by tests/test_units.py); the bot imports only them.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .errors import RunCancelled, RunFailed
 from .metrics import Metrics
-from .models import ColumnMismatch, LoadMode, RunStatus, RunSummary, StepLog, SyncRun, SyncTarget, validate_run_id
+from .models import RUN_ID_PATTERN, ColumnMismatch, InvalidRunId, LoadMode, RunStatus, RunSummary, StepLog, SyncRun, SyncTarget, validate_run_id
 from .service import CancelOutcome, RunEvent, StartResult, SyncService, UnknownSync
 from .settings import EnvReader, Settings, SettingsError, load_settings, read_settings, redact_url
 from .store import StoreError
-from .syncs import SyncDefinition
+from .syncs import SYNC_NAME, SyncDefinition
 from .timefmt import format_duration
 
-__all__ = ["CancelOutcome", "ColumnMismatch", "EnvReader", "LoadMode", "Metrics", "RunCancelled", "RunEvent",
+__all__ = ["RUN_ID_PATTERN", "SYNC_NAME", "CancelOutcome", "ColumnMismatch", "InvalidRunId", "EnvReader", "LoadMode", "Metrics", "RunCancelled", "RunEvent",
            "RunFailed", "RunStatus", "RunSummary", "Settings", "SettingsError", "StartResult", "StepLog",
-           "StoreError", "SyncDefinition", "SyncRun", "SyncService", "SyncTarget", "UnknownSync", "build_service",
+           "StoreError", "SyncDefinition", "SyncRun", "SyncService", "SyncTarget", "UnknownSync", "build_doctor",
+           "build_service",
            "format_duration", "load_settings", "read_settings", "redact_url", "validate_run_id"]
+
+if TYPE_CHECKING:
+    from .doctor import Doctor
 
 DATABRICKS_WORKERS = 8  # threads for databricks-sdk calls (each call is one short HTTP request)
 SNOWFLAKE_WORKERS = 8  # threads for Snowflake calls (logins, short queries, status checks: never a whole COPY)
@@ -46,3 +54,14 @@ async def build_service(settings: Settings, *, metrics: Metrics | None = None) -
         snowflake_pool=BlockingPool("snowflake", SNOWFLAKE_WORKERS),
         metrics=metrics,
     )
+
+
+def build_doctor(settings: Settings) -> Doctor:
+    """The setup checks (Databricks and Snowflake) with the same clients a run uses."""
+    from .databricks import DatabricksJobs
+    from .doctor import Doctor
+    from .snowflake import SnowflakeClient
+
+    databricks = DatabricksJobs.connect(host=settings.databricks.host, token=settings.databricks.token,
+                                        retry_timeout_seconds=15)
+    return Doctor(settings, databricks, SnowflakeClient(settings.snowflake, 120))

@@ -260,6 +260,8 @@ class SnowflakeClient:
         connection = self._monitor_connection()
         try:
             status = connection.get_query_status(query_id)
+            if status is QueryStatus.ABORTING:  # on its way to ABORTED: not an outcome yet
+                return QueryState(status.name, True)
             if not connection.is_an_error(status):
                 return QueryState(status.name, status in RUNNING)
             connection.get_query_status_throw_if_error(query_id)  # raises with the statement's own error

@@ -1,21 +1,38 @@
-"""Shared fixtures: one local stack per test session (real servers on loopback), a fresh table per test."""
+"""Shared fixtures: one local stack per test session (real servers on loopback), a PostgreSQL server when a test
+needs one, a fresh table per test, and bot processes that are stopped whatever the test's outcome."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from emulators import LocalStack
+from emulators.botprocess import BotProcess
 from emulators.stack import DEMO_DATABASE, DEMO_SCHEMA
+
+from .postgres import PostgresServer
+
+LEASE_SECONDS = "3"  # short leases, so that take-overs happen within a test's patience
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(poll_interval_seconds=0.2, poll_max_interval_seconds=0.4, run_timeout_seconds=60) as local:
+    with LocalStack(poll_interval_seconds=0.2, poll_max_interval_seconds=0.4, run_timeout_seconds=60,
+                    job_seconds=0.6) as local:
         yield local
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +42,7 @@ def _reset_switches(request: pytest.FixtureRequest) -> Iterator[None]:
         local: LocalStack = request.getfixturevalue("stack")
         local.databricks.reset()
         local.slack.reset()
-        local.snowflake.copy_delay_seconds = 0.0
+        local.snowflake.reset()
 
 
 @pytest.fixture
@@ -37,9 +54,25 @@ def table(stack: LocalStack) -> str:
 
 
 @pytest.fixture
-def env(stack: LocalStack, table: str, tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The environment production would have, pointed at the local stack."""
-    return {**stack.env(), "SNOWFLAKE_TABLE": table, "SYNC_DB_PATH": str(tmp_path / "syncbot.db")}
+def env(stack: LocalStack, table: str, tmp_path: Path) -> dict[str, str]:
+    """The environment production would have, pointed at the local stack: one sync, named after its table."""
+    return {**stack.env(), "SNOWFLAKE_TABLE": table, "SYNC_DB_PATH": str(tmp_path / "syncbot.db"),
+            "SYNC_CONFIG": "", "SYNC_LEASE_SECONDS": LEASE_SECONDS}
+
+
+@pytest.fixture
+def bot_processes(stack: LocalStack, tmp_path: Path) -> Iterator[Callable[..., BotProcess]]:
+    """Start `python -m bot` processes; every one is stopped (and reaped) when the test ends, pass or fail."""
+    started: list[BotProcess] = []
+
+    def start(env: dict[str, str], name: str = "bot") -> BotProcess:
+        process = BotProcess(stack, env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 def table_name(table: str) -> str:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from bot.handlers import SyncBot
+from bot.runtime import BotRuntime
 from bot.runtime import running_bot as bot_runtime
 from bot.settings import load_bot_settings
 from emulators import LocalStack
+from emulators.botprocess import final_parent as shown_final
+from emulators.botprocess import run_id_of
 from emulators.slack import Message
 
 from .conftest import eventually
@@ -23,57 +23,36 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @asynccontextmanager
-async def running_bot(stack: LocalStack, env: dict[str, str]) -> AsyncIterator[SyncBot]:
+async def running_bot(stack: LocalStack, env: dict[str, str]) -> AsyncIterator[BotRuntime]:
     """`python -m bot` in-process: the same settings, the same wiring, the real Socket Mode handler."""
-    async with bot_runtime(load_bot_settings(env)) as bot:
-        yield bot
+    async with bot_runtime(load_bot_settings(env)) as runtime:
+        yield runtime
 
 
-async def command(stack: LocalStack, text: str, **kwargs: str) -> dict:
+async def command(stack: LocalStack, text: str, **kwargs: Any) -> dict[str, Any]:
     return await stack.acall(stack.slack.send_command(text, **kwargs))
 
 
-def run_id_in(ack: dict) -> str:
-    match = re.search(r"`(\d{4}-[a-z0-9]{6})`", ack["text"])
-    assert match, ack
-    return match.group(1)
+def run_id_in(ack: dict[str, Any]) -> str:
+    run_id = run_id_of(ack)
+    assert run_id, ack
+    return run_id
 
 
 async def final_parent(stack: LocalStack, run_id: str, status: str, timeout: float = 30) -> Message:
-    def parent_is_final() -> Message | None:
-        parent = stack.slack.find_parent(run_id)
-        return parent if parent and parent.shows_final_run and status in parent.text else None
-    parent = await eventually(parent_is_final, timeout)
-    # the thread catches up right after the parent
-    await eventually(lambda: any(status in reply.text for reply in stack.slack.replies(parent)), 10)
+    """The run's parent once its metadata shows a final status (the thread is complete by then: the parent goes
+    last); asserts it is `status`."""
+    parent = await eventually(lambda: shown_final(stack, run_id), timeout)
+    assert parent.run["status"] == status, (parent.text, stack.slack.thread_text(run_id))
     return parent
 
 
-class BotProcess:
-    """`python -m bot` as a real subprocess (for SIGKILL, SIGTERM and what its log lines contain)."""
+def stored(db_path: str, run_id: str) -> dict[str, Any]:
+    """A run as the SQLite store holds it (what another process would read)."""
+    with sqlite3.connect(db_path) as db:
+        row = db.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return json.loads(row[0]) if row else {}
 
-    def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path) -> None:
-        self.stack = stack
-        self.log_path = log_path
-        self._connections_before = stack.slack.connections
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env={**os.environ, **env},
-                                        stdout=self._log, stderr=subprocess.STDOUT)
 
-    async def connected(self, timeout: float = 30) -> None:
-        def new_socket() -> bool:
-            assert self.process.poll() is None, self.log()
-            return any(socket not in self._connections_before for socket in self.stack.slack.connections)
-        await eventually(new_socket, timeout)
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 20) -> int:
-        self.process.send_signal(signum)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+def stored_status(db_path: str, run_id: str) -> str | None:
+    return stored(db_path, run_id).get("status") if Path(db_path).exists() else None
