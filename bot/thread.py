@@ -11,6 +11,7 @@ Only the process driving a run posts to its thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -20,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from orchestrator import Metrics, RunEvent, StepLog, SyncRun, SyncService
+from orchestrator import Metrics, RunEvent, RunStatus, StepLog, SyncRun, SyncService
 from orchestrator.logs import log_event
 
 from .pacing import SlackPacer
@@ -69,6 +70,7 @@ class RunThread:
         self._wake = asyncio.Event()
         self._last_update = 0.0
         self._unreachable = False
+        self._where: tuple[str, str] | None = None  # (channel, ts) of the parent, once posted or known
         self.task = asyncio.create_task(self._work(), name=f"slack-thread-{run_id}")
 
     def notify(self, event: RunEvent) -> None:
@@ -117,16 +119,17 @@ class RunThread:
         run = await self._run()
         if run is None:
             return
-        if not run.context.get("thread_ts") and not self._unreachable:
+        if self._where is None and run.context.get("thread_ts"):  # a thread an earlier process started
+            self._where = (str(run.context["thread_channel"]), str(run.context["thread_ts"]))
+        if self._where is None and not self._unreachable:
             await self._post_parent(run)
-            run = await self._run() or run
-        if self._unreachable or not run.context.get("thread_ts"):
+        if self._where is None:
             self._steps.clear()
             self._parent_dirty = False
             if run.status.is_final:
                 await self._tell_requester(f"Sync `{run.run_id}` ended: {summary_text(run)}")
             return
-        channel, thread_ts = str(run.context["thread_channel"]), str(run.context["thread_ts"])
+        channel, thread_ts = self._where
         while self._steps or self._parent_dirty:
             if self._steps:
                 await self._post_steps(channel, thread_ts)
@@ -193,6 +196,11 @@ class RunThread:
         channel = str(run.context.get("channel", ""))
         client = self._reporter.client
         await self._reporter.pacer.turn("chat.postMessage", channel, urgent=True)
+        if run.status.is_final:
+            # Ended before its thread began (a quick failure or cancel): the parent starts as the run did and shows
+            # the outcome after the replies, so that whoever sees the final parent sees the whole thread.
+            run = dataclasses.replace(run, status=RunStatus.PENDING, error=None)
+            self._parent_dirty = True
         try:
             response = await client.chat_postMessage(channel=channel, **parent_message(run))
             self._reporter.metrics.call("slack", "chat.postMessage")
@@ -203,6 +211,7 @@ class RunThread:
             response = await self._post_in_dm(run, channel, exc)
             if response is None:
                 return
+        self._where = (str(response["channel"]), str(response["ts"]))
         await self._service.update_context(self.run_id, thread_channel=response["channel"], thread_ts=response["ts"])
         self._last_update = time.monotonic()
         log_event(log, "slack.parent_posted", run_id=self.run_id, channel=response["channel"], ts=response["ts"])

@@ -58,6 +58,7 @@ class Message:
     metadata: dict[str, Any] | None = None
     edits: int = 0
     history: list[str] = field(default_factory=list)  # every text this message has had, oldest first
+    seq: int = 0  # when it was last posted or updated, in the order of all calls (for "the parent goes last")
 
     @property
     def run(self) -> dict[str, Any]:
@@ -142,6 +143,7 @@ class SlackEmulator:
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._envelopes: dict[str, dict[str, Any]] = {}
         self._ts = itertools.count(1)
+        self._seq = itertools.count(1)
         self._listeners: list[Callable[[], None]] = []
         self._connected = asyncio.Event()
         self._response_urls: dict[str, _ResponseUrl] = {}
@@ -393,6 +395,7 @@ class SlackEmulator:
         message.metadata = _metadata(args) or message.metadata
         message.edits += 1
         message.history.append(message.text)
+        message.seq = next(self._seq)
         self._changed()
         return {"ok": True, "channel": channel, "ts": ts, "text": message.text}
 
@@ -464,7 +467,8 @@ class SlackEmulator:
 
     def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None, user: str,
               metadata: dict[str, Any] | None) -> Message:
-        message = Message(channel, self._next_ts(), user, text, blocks, thread_ts, metadata, history=[text])
+        message = Message(channel, self._next_ts(), user, text, blocks, thread_ts, metadata, history=[text],
+                          seq=next(self._seq))
         self.messages.append(message)
         self._changed()
         return message

@@ -214,6 +214,8 @@ class SyncService:
             active.run.context.update(values)
             with contextlib.suppress(LeaseLost, _StoreGone):
                 await self._save(active)
+        elif run_id not in self._lost:  # finished here a moment ago: nobody else writes it any more
+            await self.store.update_final_context(run_id, values)
 
     async def cancel(self, run_id: str, *, requested_by: str = "") -> tuple[CancelOutcome, SyncRun | None]:
         """Cancel from any process: the request is stored; the process driving the run acts on it within 2 s.

@@ -129,6 +129,16 @@ class RunStore(ABC):
         if changed == 0:
             raise LeaseLost(run.run_id)
 
+    async def update_final_context(self, run_id: str, values: dict[str, Any]) -> None:
+        """Add to a finished run's context (where its Slack thread is): nobody drives it, so no lease is needed."""
+        run = await self.get(run_id)
+        if run is None or not run.status.is_final:
+            return
+        run.context.update(values)
+        body = json.dumps(run.to_dict(), separators=(",", ":"), default=str)
+        await self._write(f"UPDATE runs SET body = ? WHERE run_id = ? AND status NOT IN ({_ACTIVE_SQL})",
+                          (body, run_id))
+
     async def get(self, run_id: str) -> SyncRun | None:
         rows = await self._rows("SELECT body FROM runs WHERE run_id = ?", (run_id,))
         return SyncRun.from_dict(json.loads(rows[0][0])) if rows else None

@@ -1,128 +1,201 @@
-"""The Slack bot end to end: slack-bolt's real Socket Mode handler, connected to the Slack emulator, driving the
-orchestrator against the Databricks and Snowflake emulators."""
+"""The Slack bot end to end: slack-bolt's real Socket Mode handler, connected to the Slack stand-in, driving the
+orchestrator against the Databricks and Snowflake stand-ins. What a person in the channel sees."""
 
 from __future__ import annotations
+
+import asyncio
+from pathlib import Path
 
 import pytest
 
 from emulators import LocalStack
-from emulators.slack import DEMO_USER_ID
+from emulators.slack import DEMO_USER_ID, OTHER_CHANNEL_ID, PRIVATE_CHANNEL_ID, PRIVATE_MEMBER_CHANNEL_ID
 from orchestrator import RunStatus
 
 from .conftest import eventually, table_name
 from .helpers import command, final_parent, run_id_in, running_bot
 
 pytestmark = pytest.mark.e2e
+DM = f"D{DEMO_USER_ID[1:]}"
 
 
-async def test_sync_acks_at_once_then_shows_the_run_live_in_a_thread_to_success(stack: LocalStack, env, table):
+def two_syncs(tmp_path: Path, table: str, stack: LocalStack) -> str:
+    other = f"O_{table}"
+    stack.snowflake.create_table(table_name(other))
+    path = tmp_path / "syncs.toml"
+    path.write_text(f"""
+[syncs.daily]
+description = "Daily forecasts"
+snowflake_table = "{table}"
+mode = "replace"
+[syncs.history]
+description = "Forecast history"
+snowflake_table = "{other}"
+allowed_users = ["U0ADMIN"]
+""")
+    return str(path)
+
+
+async def test_sync_acks_at_once_then_shows_the_run_live_in_a_thread_with_its_receipt(stack: LocalStack, env, table):
     async with running_bot(stack, env):
         ack = await command(stack, "")
         assert ack["latency_ms"] < 3000
         run_id = run_id_in(ack)
         assert run_id in stack.slack.ephemeral_texts(DEMO_USER_ID)[-1]
-
         parent = await final_parent(stack, run_id, "SUCCESS")
 
     assert parent.text.startswith(f"✅ SUCCESS: sync {run_id} to {table_name(table)}")
-    assert "1,000 rows" in parent.text
-    assert parent.edits >= 3  # kept current: PENDING → EXPORTING → LOADING → SUCCESS
+    assert "1,000 rows from 2 file(s) loaded (append)" in parent.text
+    assert parent.run == {"run_id": run_id, "status": "SUCCESS", "sync": table.lower(), "rows_loaded": 1000}
     assert any("EXPORTING" in text for text in parent.history) and any("LOADING" in text for text in parent.history)
-    replies = [reply.text for reply in stack.slack.replies(parent)]
-    assert "triggered: run" in replies[0]
-    assert any("RUNNING" in text for text in replies)
-    assert any(text.startswith("COPY INTO") for text in replies)
-    assert any("part-00000" in text and "LOADED, 1000 rows" in text for text in replies)
-    assert any(f"Loaded 1,000 rows from 1 file(s) into {table_name(table)}" in text for text in replies)
+    replies = stack.slack.replies(parent)
+    texts = "\n".join(reply.text for reply in replies)
+    assert "triggered: run" in replies[0].text and "RUNNING" in texts
+    assert "part-00000" in texts and "part-00001" in texts and "LOADED, 500 of 500 rows" in texts
+    assert f"Loaded 1,000 rows from 2 file(s) into {table_name(table)}" in texts
+    assert parent.seq > max(reply.seq for reply in replies)  # the parent's final update is the last call
+    receipt = str(parent.blocks)
+    assert "Parsed 1,000 · loaded 1,000 rows from 2 file(s)" in receipt and "now has 1,000 rows" in receipt
+    assert "copy `" in receipt and "export " in receipt and "load " in receipt
+    assert "Open in Databricks" in receipt and "sync_cancel" not in receipt  # no Cancel button once final
     assert stack.snowflake.count_rows(table_name(table)) == 1000
-    fields = str(parent.blocks)
-    assert "Open in Databricks" in fields and "sync_cancel" not in fields  # the Cancel button goes at the end
 
 
-async def test_a_failing_job_shows_failed_with_the_reason_in_the_thread(stack: LocalStack, env, table):
-    stack.databricks.set_outcome(101, "fail", "Task export failed: [PERMISSION_DENIED] no SELECT on samples",
-                                 duration_seconds=0.3)
+async def test_several_syncs_give_a_picker_of_what_this_person_may_run_and_list_shows_them(stack, env, table,
+                                                                                           tmp_path):
+    env = {**env, "SYNC_CONFIG": two_syncs(tmp_path, table, stack)}
     async with running_bot(stack, env):
+        picker = await command(stack, "")
+        names = [block["accessory"]["value"] for block in picker["blocks"] if "accessory" in block]
+        assert names == ["daily"]  # history is for U0ADMIN only: not offered to this user
+        admin_picker = await command(stack, "", user="U0ADMIN")
+        assert [b["accessory"]["value"] for b in admin_picker["blocks"] if "accessory" in b] == ["daily", "history"]
+        refused = await command(stack, "history")
+        assert "not allowed to run the sync `history`" in refused["text"]
+        unknown = await command(stack, "hstory")
+        assert "There is no sync named `hstory`" in unknown["text"] and "`daily`" in unknown["text"]
+        shown = next(e for e in stack.slack.ephemerals if e.blocks and e.user == DEMO_USER_ID)
+        await stack.acall(stack.slack.click(shown, "sync_start", value="daily"))
+        started = await eventually(lambda: next((e for e in stack.slack.ephemerals if e.via == "response_url"
+                                                 and "Starting sync" in e.text), None))
+        run_id = run_id_in({"text": started.text})
+        await final_parent(stack, run_id, "SUCCESS")
+        listing = await command(stack, "list", user="U0ADMIN")
+        usage = await command(stack, "help")
+    assert "`daily` → `ANALYTICS.WEATHER." in listing["text"] and "(replace)" in listing["text"]
+    assert f"last run: ✅ SUCCESS `{run_id}`" in listing["text"] and "1,000 rows" in listing["text"]
+    assert "`history`" in listing["text"] and "never run" in listing["text"]
+    assert "/sync <name>" in usage["text"] and "/sync list" in usage["text"]
+
+
+async def test_status_shows_a_run_from_a_dm_or_private_channel_only_to_its_requester(stack, env, table):
+    async with running_bot(stack, env):
+        private = run_id_in(await command(stack, "", channel=DM))
+        await final_parent(stack, private, "SUCCESS")
+        secret = run_id_in(await command(stack, "", channel=PRIVATE_MEMBER_CHANNEL_ID))
+        await final_parent(stack, secret, "SUCCESS")
+        public = run_id_in(await command(stack, ""))
+        await final_parent(stack, public, "SUCCESS")
+        mine = await command(stack, "status")
+        theirs = await command(stack, "status", user="U0OTHER")
+        one_theirs = await command(stack, f"status {private}", user="U0OTHER")
+        one_mine = await command(stack, f"status {private}")
+    assert private in mine["text"] and secret in mine["text"] and public in mine["text"]
+    assert public in theirs["text"] and private not in theirs["text"] and secret not in theirs["text"]
+    assert f"No sync run `{private}` was found" in one_theirs["text"]
+    assert one_mine["text"].startswith(f"✅ SUCCESS: sync {private}") and "Steps:" in one_mine["text"]
+
+
+async def test_cancel_by_the_requester_an_allowed_user_or_an_admin_and_nobody_else(stack, env, table):
+    stack.databricks.set_outcome(101, "hang")
+    env = {**env, "SYNC_ALLOWED_USERS": "U0DEMO,U0TEAMMATE", "SYNC_ADMINS": "U0BOSS"}
+    async with running_bot(stack, env):
+        for canceller in ("U0DEMO", "U0TEAMMATE", "U0BOSS"):
+            run_id = run_id_in(await command(stack, ""))
+            refused = await command(stack, f"cancel {run_id}", user="U0STRANGER")
+            assert "You may not cancel" in refused["text"] and "SYNC_ADMINS" in refused["text"]
+            answer = await command(stack, f"cancel {run_id}", user=canceller)
+            assert f"Cancelling sync `{run_id}`" in answer["text"]
+            parent = await final_parent(stack, run_id, "CANCELLED")
+            assert f"Cancelled by* <@{canceller}>" in str(parent.blocks)
+            assert f"Cancel requested (by <@{canceller}>)" in stack.slack.thread_text(run_id)
+            assert stack.databricks.runs_for(run_id)[0].result_state == "CANCELED"
+            again = await command(stack, f"cancel {run_id}")
+            assert "already finished (CANCELLED)" in again["text"]
+
+
+async def test_the_cancel_button_judges_the_run_s_own_channel_even_when_its_thread_moved_to_dms(stack, env, table):
+    stack.databricks.set_outcome(101, "hang")
+    env = {**env, "SYNC_ALLOWED_USERS": "*", "SYNC_ALLOWED_CHANNELS": OTHER_CHANNEL_ID}
+    async with running_bot(stack, env):
+        run_id = run_id_in(await command(stack, "", channel=OTHER_CHANNEL_ID))  # the bot is not in that channel
+        parent = await eventually(lambda: (p := stack.slack.find_parent(run_id)) and "sync_cancel" in str(p.blocks)
+                                  and p)
+        assert parent.channel == DM  # followed in the requester's DMs
+        await stack.acall(stack.slack.click(parent, "sync_cancel", user="U0TEAMMATE"))
+        await final_parent(stack, run_id, "CANCELLED")
+    notes = [e.text for e in stack.slack.ephemerals if e.via == "response_url"]
+    assert any(f"Cancelling sync `{run_id}`" in text for text in notes)
+    assert any("invite me" in text and "direct messages" in text for text in notes)
+
+
+async def test_a_private_channel_the_bot_is_not_in_gets_the_thread_in_dms(stack, env, table):
+    async with running_bot(stack, env):
+        run_id = run_id_in(await command(stack, "", channel=PRIVATE_CHANNEL_ID))
+        parent = await final_parent(stack, run_id, "SUCCESS")
+    assert parent.channel == DM
+    assert ("chat.postMessage", "channel_not_found") in stack.slack.refused
+    assert any("channel_not_found" in e.text and "invite me" in e.text for e in stack.slack.ephemerals)
+
+
+async def test_a_10000_character_error_is_cut_in_slack_and_kept_whole_in_status(stack, env, table):
+    message = "Task export failed: " + "<!channel> <@U0DEMO> " + "x" * 10_000
+    stack.databricks.set_outcome(101, "fail", message, duration_seconds=0.2)
+    refused_before = len(stack.slack.refused)
+    async with running_bot(stack, env) as runtime:
         run_id = run_id_in(await command(stack, ""))
         parent = await final_parent(stack, run_id, "FAILED")
-    assert "[PERMISSION_DENIED] no SELECT on samples" in parent.text
-    assert "[PERMISSION_DENIED]" in stack.slack.thread_text(run_id)
-    assert stack.snowflake.count_rows(table_name(table)) == 0
+        status = await command(stack, f"status {run_id}")
+        stored = await runtime.service.get(run_id)
+    assert stack.slack.refused[refused_before:] == []  # nothing the bot sent exceeded Slack's limits
+    assert "…" in parent.text and len(parent.text) <= 3000
+    assert all(len(block.get("text", {}).get("text", "")) <= 3000 for block in parent.blocks)
+    everything = parent.text + str(parent.blocks) + stack.slack.thread_text(run_id) + status["text"]
+    assert "<!channel>" not in everything and "&lt;!channel&gt;" in everything  # it can notify nobody
+    assert "&lt;@U0DEMO&gt;" in everything
+    assert "x" * 10_000 in status["text"] and "x" * 10_000 in stored.error  # whole in status and the store
 
 
-async def test_status_recent_help_and_unknown_ids_answer_the_requester_only(stack: LocalStack, env, table):
+async def test_a_message_slack_refuses_for_good_is_skipped_and_the_parent_still_ends_final(stack, env, table):
+    stack.databricks.set_outcome(101, "success", duration_seconds=1.0)
     async with running_bot(stack, env):
         run_id = run_id_in(await command(stack, ""))
-        await final_parent(stack, run_id, "SUCCESS")
-
-        one = await command(stack, f"status {run_id}")
-        recent = await command(stack, "status")
-        usage = await command(stack, "help")
-        unknown = await command(stack, "status 0101-zzzzzz")
-        garbage = await command(stack, "status '; DROP TABLE runs; --")
-        typo = await command(stack, "stauts")
-    assert one["text"].startswith(f"✅ SUCCESS: sync {run_id}") and "Steps:" in one["text"]
-    assert "COPY INTO" in one["text"]
-    assert recent["text"].startswith("*Recent syncs*") and run_id in recent["text"]
-    assert "/sync cancel <run-id>" in usage["text"]
-    assert "No sync run `0101-zzzzzz` was found" in unknown["text"]
-    assert "takes one run id" in garbage["text"] and "/sync status" in garbage["text"]
-    assert "I don't know `/sync stauts`" in typo["text"] and "/sync status" in typo["text"]
-    # all of these were ephemeral: only the parent of the one run is in the channel
-    assert len(stack.slack.parents()) == len({m.ts for m in stack.slack.parents()})
-    assert not any("Recent syncs" in m.text for m in stack.slack.messages)
+        await eventually(lambda: stack.slack.find_parent(run_id))
+        stack.slack.inject("chat.postMessage", error="msg_too_long", times=2)  # two replies refused for good
+        stack.slack.inject("chat.update", error="invalid_blocks", times=1)
+        parent = await final_parent(stack, run_id, "SUCCESS")
+    assert ("chat.postMessage", "msg_too_long") in stack.slack.refused
+    assert parent.run["status"] == "SUCCESS"
 
 
-async def test_cancel_by_command_and_by_button_ends_the_run_cancelled(stack: LocalStack, env, table):
-    stack.databricks.set_outcome(101, "hang")
-    async with running_bot(stack, env) as bot:
-        first = run_id_in(await command(stack, ""))
-        await eventually(lambda: bot.service.get(first).status is RunStatus.EXPORTING)
-        answer = await command(stack, f"cancel {first}")
-        assert f"Cancelling sync `{first}`" in answer["text"]
-        await final_parent(stack, first, "CANCELLED")
-        again = await command(stack, f"cancel {first}")
-        assert "already finished (CANCELLED)" in again["text"]
-
-        second = run_id_in(await command(stack, ""))
-        parent = await eventually(lambda: stack.slack.find_parent(second))
-        await eventually(lambda: "sync_cancel" in str(stack.slack.find_parent(second).blocks))
-        await stack.acall(stack.slack.click(stack.slack.find_parent(second), "sync_cancel"))
-        parent = await final_parent(stack, second, "CANCELLED")
-    assert f"Cancelled by <@{DEMO_USER_ID}>" in stack.slack.thread_text(second)
-    assert any("Cancelling sync" in e.text and e.via == "response_url" for e in stack.slack.ephemerals)
-    databricks_runs = stack.databricks.runs_for(first) + stack.databricks.runs_for(second)
-    assert [run.result_state for run in databricks_runs] == ["CANCELED", "CANCELED"]
-    assert "sync_cancel" not in str(parent.blocks)  # no Cancel button once final
-
-
-async def test_a_user_outside_the_allowlist_cannot_start_or_cancel(stack: LocalStack, env, table):
-    env = {**env, "SYNC_ALLOWED_USERS": "U0ADMIN", "SYNC_ALLOWED_CHANNELS": ""}
-    calls_before = stack.databricks.calls_to("run-now")
-    async with running_bot(stack, env):
-        refused = await command(stack, "", user="U0INTRUDER")
-        cancel = await command(stack, "cancel 0101-abcdef", user="U0INTRUDER")
-        status = await command(stack, "status", user="U0INTRUDER")
-        allowed = await command(stack, "", user="U0ADMIN")
-        await final_parent(stack, run_id_in(allowed), "SUCCESS")
-    assert "not allowed" in refused["text"] and "SYNC_ALLOWED_USERS" in refused["text"]
-    assert "U0INTRUDER" in refused["text"]
-    assert "not allowed" in cancel["text"]
-    assert status["text"].startswith("*Recent syncs*") or status["text"].startswith("No syncs")
-    assert stack.databricks.calls_to("run-now") == calls_before + 1  # only the admin's
-
-
-async def test_with_no_allowlist_nobody_may_start_and_the_admin_is_told_what_to_set(stack: LocalStack, env, table):
-    env = {**env, "SYNC_ALLOWED_USERS": "", "SYNC_ALLOWED_CHANNELS": ""}
-    calls_before = len(stack.databricks.calls)
-    async with running_bot(stack, env):
-        refused = await command(stack, "")
-    assert "SYNC_ALLOWED_USERS" in refused["text"] and "Nobody" in refused["text"]
-    assert len(stack.databricks.calls) == calls_before
+async def test_with_slack_s_rate_limits_on_a_busy_channel_gets_no_429_and_batched_replies(stack, env, table,
+                                                                                          tmp_path):
+    tables = [f"P{n}_{table}" for n in range(6)]
+    for name in tables:
+        stack.snowflake.create_table(table_name(name))
+    (tmp_path / "busy.toml").write_text("".join(f'[syncs.busy{n}]\nsnowflake_table = "{name}"\n'
+                                                for n, name in enumerate(tables)))
+    stack.slack.rate_limits = True
+    async with running_bot(stack, {**env, "SYNC_CONFIG": str(tmp_path / "busy.toml")}):
+        run_ids = [run_id_in(await command(stack, f"busy{n}")) for n in range(len(tables))]
+        parents = await asyncio.gather(*(final_parent(stack, run_id, "SUCCESS", timeout=90) for run_id in run_ids))
+    assert stack.slack.rate_limited == []  # the bot paced itself instead of running into the limits
+    replies = [reply for parent in parents for reply in stack.slack.replies(parent)]
+    assert any(len(reply.text.splitlines()) > 1 and "COPY results" not in reply.text for reply in replies)
 
 
 async def test_a_second_sync_while_one_is_active_answers_with_the_active_run(stack: LocalStack, env, table):
-    stack.databricks.set_outcome(101, "success", duration_seconds=3)
+    stack.databricks.set_outcome(101, "success", duration_seconds=2)
     async with running_bot(stack, env):
         first = run_id_in(await command(stack, ""))
         second = await command(stack, "")
@@ -132,27 +205,17 @@ async def test_a_second_sync_while_one_is_active_answers_with_the_active_run(sta
 
 
 async def test_after_a_bot_restart_the_run_finishes_in_its_original_thread(stack: LocalStack, env, table):
-    stack.databricks.set_outcome(101, "success", duration_seconds=4)
-    async with running_bot(stack, env) as bot:
+    stack.databricks.set_outcome(101, "success", duration_seconds=3)
+    async with running_bot(stack, env) as runtime:
         run_id = run_id_in(await command(stack, ""))
-        await eventually(lambda: bot.service.get(run_id).status is RunStatus.EXPORTING)
+        await eventually(lambda: (run := runtime.service.live(run_id)) and run.status is RunStatus.EXPORTING)
         await eventually(lambda: stack.slack.find_parent(run_id))
-    assert stack.slack.find_parent(run_id).text.startswith("📤 EXPORTING")
+    assert stack.slack.find_parent(run_id).run["status"] == "EXPORTING"
 
     async with running_bot(stack, env):
         parent = await final_parent(stack, run_id, "SUCCESS")
 
-    assert [m.ts for m in stack.slack.parents() if run_id in m.text] == [parent.ts]  # one parent, updated
+    assert stack.slack.parents_of(run_id) == [parent]  # one parent, updated
     assert "Resumed after a restart (was EXPORTING)" in stack.slack.thread_text(run_id)
     assert len(stack.databricks.runs_for(run_id)) == 1
-    assert stack.snowflake.count_rows(table_name(table)) == 1000
-
-
-async def test_not_in_channel_tells_the_user_and_follows_the_run_in_a_dm(stack: LocalStack, env, table):
-    async with running_bot(stack, env):
-        run_id = run_id_in(await command(stack, "", channel="C0PRIVATE"))
-        parent = await final_parent(stack, run_id, "SUCCESS")
-    assert parent.channel == f"D{DEMO_USER_ID[1:]}"
-    notice = [e for e in stack.slack.ephemerals if "invite me" in e.text]
-    assert notice and notice[0].via == "response_url" and "direct messages" in notice[0].text
     assert stack.snowflake.count_rows(table_name(table)) == 1000
