@@ -313,6 +313,8 @@ class SlackEmulator:
             fault.remaining -= 1
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
             error = "ratelimited" if fault.status == 429 else fault.error
+            if fault.status == 200:
+                self.refused.append((method, error))
             return web.json_response({"ok": False, "error": error}, status=fault.status, headers=headers)
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if request.headers.get("Authorization") != f"Bearer {expected}":
