@@ -29,6 +29,7 @@ DEMO_CHANNEL_NAME = "data-eng"
 PRIVATE_CHANNEL_ID = "G0PRIVATE"  # a private channel the bot is not in
 PRIVATE_MEMBER_CHANNEL_ID = "G0SECRET"  # a private channel the bot is in
 OTHER_CHANNEL_ID = "C0PRIVATE"  # a public channel the bot is not in (its id predates the rename)
+MORE_CHANNEL_IDS = ("C0ANALYTICS", "C0PLATFORM", "C0FINANCE")  # more public channels the bot is in
 DEMO_USER_ID = "U0DEMO"
 FINAL_STATUSES = ("SUCCESS", "FAILED", "CANCELLED")
 SECTION_TEXT_LIMIT = 3000
@@ -127,6 +128,7 @@ class SlackEmulator:
             Channel(OTHER_CHANNEL_ID, "general"),
             Channel(PRIVATE_CHANNEL_ID, "private-team", private=True),
             Channel(PRIVATE_MEMBER_CHANNEL_ID, "secret-project", private=True, bot_member=True),
+            *(Channel(channel, channel[2:].lower(), bot_member=True) for channel in MORE_CHANNEL_IDS),
         )}
         self.messages: list[Message] = []
         self.ephemerals: list[Ephemeral] = []
@@ -135,6 +137,7 @@ class SlackEmulator:
         self.rate_limited: list[tuple[str, str]] = []  # (method, channel) of every 429 the limits gave
         self.refused: list[tuple[str, str]] = []  # (method, error) of every call refused for good
         self.rate_limits = False  # a test switch: enforce Slack's published limits
+        self.socket_mode_up = True  # a test switch: False refuses new Socket Mode connections (an outage)
         self.base_url = ""
         self._faults: dict[str, Fault] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
@@ -189,9 +192,10 @@ class SlackEmulator:
     def reset(self) -> None:
         self._faults.clear()
         self.rate_limits = False
+        self.socket_mode_up = True
         self._buckets.clear()
         for channel in self.channels.values():
-            channel.bot_member = channel.id in (DEMO_CHANNEL_ID, PRIVATE_MEMBER_CHANNEL_ID)
+            channel.bot_member = channel.id in (DEMO_CHANNEL_ID, PRIVATE_MEMBER_CHANNEL_ID, *MORE_CHANNEL_IDS)
 
     async def drop_sockets(self) -> None:
         """Close every Socket Mode connection, as Slack does on a refresh; the client must reconnect."""
@@ -340,6 +344,8 @@ class SlackEmulator:
                 "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": "B0SYNCBOT", "is_enterprise_install": False}
 
     def _apps_connections_open(self, _: dict[str, Any]) -> dict[str, Any]:
+        if not self.socket_mode_up:
+            return {"ok": False, "error": "internal_error"}
         ws_url = self.base_url.replace("http://", "ws://") + f"/socket?ticket={uuid.uuid4().hex}"
         return {"ok": True, "url": ws_url}
 

@@ -149,7 +149,8 @@ class Doctor:
     def _snowflake_checks(self) -> Iterator[Check]:
         settings = self.settings.snowflake
         auth = "key pair" if settings.private_key_file else "password"
-        targets = list({sync.target.table_key: sync.target for sync in self.settings.syncs.values()}.values())
+        targets = list({(sync.target.table_key, sync.target.mode, sync.target.create_table): sync.target
+                        for sync in self.settings.syncs.values()}.values())
         try:
             session = self.snowflake.open_session(targets[0], "0000-doctor") if targets else None
         except SnowflakeLoadError as exc:

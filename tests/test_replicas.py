@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from emulators import LocalStack
+from emulators.slack import DEMO_CHANNEL_ID, MORE_CHANNEL_IDS
 
 from .conftest import LEASE_SECONDS, eventually, table_name
 from .helpers import command, final_parent, run_id_in
@@ -99,7 +100,8 @@ async def test_twenty_runs_on_twenty_tables_across_both_processes_are_each_drive
                               for n, name in enumerate(tables)))
     env = {**shared, "SYNC_CONFIG": str(config)}
     first, second = await two_bots(bot_processes, env)
-    run_ids = [run_id_in(await command(stack, f"r{n:02d}")) for n in range(20)]
+    channels = [DEMO_CHANNEL_ID, *MORE_CHANNEL_IDS]  # Slack paces each channel: spread them, as teams do
+    run_ids = [run_id_in(await command(stack, f"r{n:02d}", channel=channels[n % len(channels)])) for n in range(20)]
     await asyncio.gather(*(final_parent(stack, run_id, "SUCCESS", timeout=90) for run_id in run_ids))
     for run_id, name in zip(run_ids, tables, strict=True):
         assert len(stack.databricks.runs_for(run_id)) == 1
