@@ -13,8 +13,7 @@ import sys
 
 from dotenv import load_dotenv
 
-from orchestrator import SettingsError, StoreError
-from orchestrator.logs import configure_logging, log_event
+from orchestrator import SettingsError, StoreError, configure_logging, log_event
 
 from .doctor import run_doctor
 from .runtime import StartupError, running_bot
@@ -29,8 +28,9 @@ async def serve(settings: BotSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with running_bot(settings) as runtime:
-        log_event(log, "bot.ready", syncs=",".join(settings.orchestrator.syncs), active_runs=runtime.service.active_count,
-                  store=settings.orchestrator.sync.store_description, owner=runtime.service.store.owner)
+        log_event(log, "bot.ready", syncs=",".join(settings.orchestrator.syncs),
+                  active_runs=runtime.service.active_count, store=settings.orchestrator.sync.store_description,
+                  owner=runtime.service.store.owner)
         await stop.wait()
         log_event(log, "bot.stopping", active_runs=runtime.service.active_count)
     log_event(log, "bot.stopped")
@@ -55,7 +55,8 @@ def main() -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings.orchestrator.secrets, level=logging.WARNING if args.command == "doctor" else logging.INFO)
+    level = logging.WARNING if args.command == "doctor" else logging.INFO
+    configure_logging(settings.orchestrator.secrets, level=level)
     if args.command == "doctor":
         return doctor(settings)
     try:

@@ -10,8 +10,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from orchestrator import CancelOutcome, InvalidRunId, RunEvent, SyncDefinition, SyncService
-from orchestrator.logs import log_event
+from orchestrator import CancelOutcome, InvalidRunId, RunEvent, SyncDefinition, SyncService, log_event
 
 from .commands import Action, Command, parse_command
 from .render import help_message, list_message, not_found_message, picker_message, recent_message, status_message
@@ -140,10 +139,10 @@ class SyncBot:
         run = await self.service.get(run_id)
         if run is None or not self.access.may_see(run, user_id):
             return not_found_message(run_id)
-        if not run.status.is_final:
-            if refusal := self.access.cancel_refusal(run, self.service.syncs.get(run.sync_name), user_id):
-                log_event(log, "cancel.refused", run_id=run_id, user=user_id)
-                return {"text": refusal}
+        sync = self.service.syncs.get(run.sync_name)
+        if not run.status.is_final and (refusal := self.access.cancel_refusal(run, sync, user_id)):
+            log_event(log, "cancel.refused", run_id=run_id, user=user_id)
+            return {"text": refusal}
         outcome, run = await self.service.cancel(run_id, requested_by=user_id)
         if outcome is CancelOutcome.NOT_FOUND or run is None:
             return not_found_message(run_id)

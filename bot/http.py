@@ -22,8 +22,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from orchestrator import InvalidRunId, SyncRun, SyncService, UnknownSync, validate_run_id
-from orchestrator.logs import log_event
+from orchestrator import InvalidRunId, SyncRun, SyncService, UnknownSync, log_event, validate_run_id
 
 from .settings import HttpSettings
 

@@ -203,8 +203,8 @@ def status_message(run: SyncRun) -> Message:
 def summary_line(run: RunSummary) -> str:
     outcome = (f"{run.rows_loaded:,} rows" if run.status is RunStatus.SUCCESS and run.rows_loaded is not None
                else clip(escape(run.summary), 200))
-    return (f"{STATUS_EMOJI[run.status]} `{run.run_id}` {run.status.value} · `{run.sync_name}` · {who(run.requested_by)}"
-            f" · {run.created_at:%m-%d %H:%M} UTC · {format_duration(run.elapsed_seconds())}"
+    return (f"{STATUS_EMOJI[run.status]} `{run.run_id}` {run.status.value} · `{run.sync_name}` · "
+            f"{who(run.requested_by)} · {run.created_at:%m-%d %H:%M} UTC · {format_duration(run.elapsed_seconds())}"
             + (f" · {outcome}" if outcome else ""))
 
 

@@ -21,8 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from orchestrator import Metrics, RunEvent, RunStatus, StepLog, SyncRun, SyncService
-from orchestrator.logs import log_event
+from orchestrator import Metrics, RunEvent, RunStatus, StepLog, SyncRun, SyncService, log_event
 
 from .pacing import SlackPacer
 from .render import parent_message, steps_reply, summary_text

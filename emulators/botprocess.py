@@ -26,7 +26,8 @@ class BotNotReady(RuntimeError):
 
 
 class BotProcess:
-    def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path, *, command: tuple[str, ...] = ()) -> None:
+    def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path, *,
+                 command: tuple[str, ...] = ()) -> None:
         self.stack = stack
         self.log_path = log_path
         self._connections_before = stack.slack.connections

@@ -220,14 +220,9 @@ class SlackEmulator:
 
     def slash_command_payload(self, text: str, *, user: str = DEMO_USER_ID, channel: str = DEMO_CHANNEL_ID,
                               command: str = "/sync") -> dict[str, Any]:
-        known = self.channels.get(channel)
-        if known is not None:
-            channel_name = "privategroup" if known.private else known.name
-        else:
-            channel_name = "directmessage"  # a DM with the app: D…
         return {
             "token": "unused-verification-token", "team_id": TEAM_ID, "team_domain": "local",
-            "channel_id": channel, "channel_name": channel_name,
+            "channel_id": channel, "channel_name": self._channel_name(channel),
             "user_id": user, "user_name": user.lower(), "command": command, "text": text,
             "api_app_id": APP_ID, "is_enterprise_install": "false",
             "response_url": self._response_url(channel, user),
@@ -248,15 +243,13 @@ class SlackEmulator:
                     if element and element.get("action_id") == action_id]
         action = next(element for element in elements if value is None or element.get("value") == value)
         channel_id = message.channel
-        known = self.channels.get(channel_id)
-        channel_name = ("privategroup" if known.private else known.name) if known else "directmessage"
         ts = getattr(message, "ts", f"{time.time():.6f}")
         payload = {
             "type": "block_actions", "team": {"id": TEAM_ID}, "user": {"id": user, "username": user.lower()},
             "api_app_id": APP_ID, "trigger_id": f"{next(self._ts)}.{uuid.uuid4().hex[:12]}",
             "container": {"type": "message", "message_ts": ts, "channel_id": channel_id,
                           "is_ephemeral": isinstance(message, Ephemeral)},
-            "channel": {"id": channel_id, "name": channel_name},
+            "channel": {"id": channel_id, "name": self._channel_name(channel_id)},
             "message": {"ts": ts, "text": message.text, "blocks": message.blocks},
             "response_url": self._response_url(channel_id, user),
             "actions": [{"type": "button", "action_id": action_id, "block_id": "actions",
@@ -464,6 +457,13 @@ class SlackEmulator:
         return socket
 
     # ---- helpers ------------------------------------------------------------------------------------------------
+
+    def _channel_name(self, channel: str) -> str:
+        """What a payload's channel_name says: the name, "privategroup" for a private channel, "directmessage"."""
+        known = self.channels.get(channel)
+        if known is None:
+            return "directmessage"  # a DM with the app: D…
+        return "privategroup" if known.private else known.name
 
     @staticmethod
     def _dm_channel(channel: str) -> str:

@@ -32,7 +32,6 @@ import duckdb
 import fakesnow.server as fakesnow_server
 import snowflake.connector.errors
 from fakesnow.arrow import to_ipc, to_sf
-from fakesnow.converter import from_binding
 from fakesnow.dialect import parse_one
 from fakesnow.rowtype import describe_as_rowtype
 from fakesnow.statement_type import DML_TYPE_IDS, statement_type_id
@@ -366,8 +365,8 @@ class Engine:
             cursor = connection.cursor()
             cursor.execute(sql, binding_params=params, server=True)
             type_id = statement_type_id(parse_one(sql))
-            rowtype = describe_as_rowtype(cursor._describe_last_sql())  # noqa: SLF001
-            arrow_table = cursor._arrow_table  # noqa: SLF001
+            rowtype = describe_as_rowtype(cursor._describe_last_sql())
+            arrow_table = cursor._arrow_table
             session.database, session.schema = connection.database, connection.schema
         if arrow_table is not None and type_id in DML_TYPE_IDS:
             rows = [[None if v is None else str(v) for v in row]
@@ -782,7 +781,8 @@ class Engine:
         if self.registry.get(match.group(1)) is None:
             raise SnowflakeError(709, f"Statement {match.group(1)} not found", "02000")
         stopped = self.cancel(match.group(1), query.session.user)
-        text = f"query [{match.group(1)}] terminated." if stopped else "Identified SQL statement is not currently executing."
+        text = (f"query [{match.group(1)}] terminated." if stopped
+                else "Identified SQL statement is not currently executing.")
         return json_payload([(f"SYSTEM$CANCEL_QUERY('{match.group(1)}')", "text")], [(text,)])
 
     def _current(self, query: Query, match: re.Match[str]) -> dict[str, Any]:

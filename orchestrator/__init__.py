@@ -8,19 +8,60 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import RunCancelled, RunFailed
+from .logs import configure_logging, log_event
 from .metrics import Metrics
-from .models import RUN_ID_PATTERN, ColumnMismatch, InvalidRunId, LoadMode, RunStatus, RunSummary, StepLog, SyncRun, SyncTarget, validate_run_id
+from .models import (
+    RUN_ID_PATTERN,
+    ColumnMismatch,
+    InvalidRunId,
+    LoadMode,
+    RunStatus,
+    RunSummary,
+    StepLog,
+    SyncRun,
+    SyncTarget,
+    validate_run_id,
+)
 from .service import CancelOutcome, RunEvent, StartResult, SyncService, UnknownSync
 from .settings import EnvReader, Settings, SettingsError, load_settings, read_settings, redact_url
 from .store import StoreError
 from .syncs import SYNC_NAME, SyncDefinition
 from .timefmt import format_duration
 
-__all__ = ["RUN_ID_PATTERN", "SYNC_NAME", "CancelOutcome", "ColumnMismatch", "InvalidRunId", "EnvReader", "LoadMode", "Metrics", "RunCancelled", "RunEvent",
-           "RunFailed", "RunStatus", "RunSummary", "Settings", "SettingsError", "StartResult", "StepLog",
-           "StoreError", "SyncDefinition", "SyncRun", "SyncService", "SyncTarget", "UnknownSync", "build_doctor",
-           "build_service",
-           "format_duration", "load_settings", "read_settings", "redact_url", "validate_run_id"]
+__all__ = [
+    "RUN_ID_PATTERN",
+    "SYNC_NAME",
+    "CancelOutcome",
+    "ColumnMismatch",
+    "EnvReader",
+    "InvalidRunId",
+    "LoadMode",
+    "Metrics",
+    "RunCancelled",
+    "RunEvent",
+    "RunFailed",
+    "RunStatus",
+    "RunSummary",
+    "Settings",
+    "SettingsError",
+    "StartResult",
+    "StepLog",
+    "StoreError",
+    "SyncDefinition",
+    "SyncRun",
+    "SyncService",
+    "SyncTarget",
+    "UnknownSync",
+    "build_doctor",
+    "build_service",
+    "configure_logging",
+    "format_duration",
+    "load_settings",
+    "log_event",
+    "read_settings",
+    "redact_url",
+    "validate_run_id",
+]
 
 if TYPE_CHECKING:
     from .doctor import Doctor

@@ -131,7 +131,7 @@ class Doctor:
         if not path or not stage_url:
             return  # only a notebook task can be read, and only against a stage we could describe
         try:
-            exported = self.databricks._client.api_client.do(  # noqa: SLF001 - the SDK's own client, for auth
+            exported = self.databricks._client.api_client.do(
                 "GET", "/api/2.0/workspace/export", query={"path": path, "format": "SOURCE"})
             source = base64.b64decode(exported.get("content", "")).decode("utf-8", "replace")  # type: ignore[union-attr]
         except Exception:

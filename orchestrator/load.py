@@ -239,8 +239,9 @@ class LoadPhase:
                 shown = "; ".join(
                     ", ".join(f"{key}={value!r}" for key, value in zip(target.merge_keys, row, strict=False))
                     + f" ({row[-1]} rows)" for row in duplicates)
-                raise RunFailed(f"the export has more than one row for the same merge key ({', '.join(target.merge_keys)}"
-                                f"): {shown}. Nothing was merged: make the key unique in the export, or fix merge_keys")
+                keys = ", ".join(target.merge_keys)
+                raise RunFailed(f"the export has more than one row for the same merge key ({keys}): {shown}. "
+                                "Nothing was merged: make the key unique in the export, or fix merge_keys")
             _, nulls = await self._query(session, null_keys_statement(target, run.run_id), "check the merge keys")
             if nulls and int(nulls[0][0]):
                 raise RunFailed(f"{nulls[0][0]} exported row(s) have a NULL merge key ({', '.join(target.merge_keys)})"

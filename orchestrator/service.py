@@ -523,7 +523,7 @@ class SyncService:
                     announced = True
                 await active.sleep(min(delay, max(self._seconds_left(active), 0.0)))
                 if active.cancel_by is not None:
-                    raise RunCancelled("cancelled while Databricks was not answering")
+                    raise RunCancelled("cancelled while Databricks was not answering") from None
                 delay = min(delay * 2, 30.0)
 
     async def _succeed(self, active: _ActiveRun) -> None:

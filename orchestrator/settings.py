@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .syncs import SyncDefinition, SyncDefaults, load_syncs
+from .syncs import SyncDefaults, SyncDefinition, load_syncs
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 _PREFIX = re.compile(r"^([A-Za-z0-9_.=-]+/)*$")
@@ -249,7 +249,7 @@ def _defaults(reader: EnvReader, sync: SyncSettings) -> SyncDefaults:
     """What a sync falls back to for each key it leaves out: today's environment variable of the same meaning."""
     file_format = reader.identifier("SNOWFLAKE_FILE_FORMAT", "a named Parquet file format") or "SYNCBOT_PARQUET"
     return SyncDefaults(
-        databricks_job_id=reader.integer("DATABRICKS_JOB_ID", "the id of the export job (Workflows → the job → Job ID)"),
+        databricks_job_id=reader.integer("DATABRICKS_JOB_ID", "the export job's id (Workflows → the job → Job ID)"),
         snowflake_database=reader.identifier("SNOWFLAKE_DATABASE", "the target table's database"),
         snowflake_schema=reader.identifier("SNOWFLAKE_SCHEMA", "the target table's schema"),
         snowflake_table=reader.identifier("SNOWFLAKE_TABLE", "the table the sync loads"),

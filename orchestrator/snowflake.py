@@ -337,7 +337,8 @@ def describe_error(exc: sf_errors.Error, settings: SnowflakeSettings) -> str:
     if errno == 604:
         return f"{message} (the statement was cancelled; nothing was loaded)"
     if errno == 2003 and "Stage" in message:
-        return f"{message} (create the stage, or fix snowflake_stage / SNOWFLAKE_STAGE; see the README's Snowflake setup)"
+        return (f"{message} (create the stage, or fix snowflake_stage / SNOWFLAKE_STAGE; see the README's Snowflake "
+                "setup)")
     if errno == 2003 and "ile format" in message:
         return (f"{message} (create it: CREATE FILE FORMAT <db>.<schema>.SYNCBOT_PARQUET TYPE = PARQUET, or set "
                 "snowflake_file_format / SNOWFLAKE_FILE_FORMAT)")

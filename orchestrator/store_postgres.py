@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .settings import redact_url
-from .store import RunStore, StoreError
+from .store import SCHEMA_VERSION, RunStore, StoreError
 
 try:
     import psycopg
@@ -39,8 +39,9 @@ class PostgresRunStore(RunStore):
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 exists = await (await conn.execute("SELECT to_regclass('syncbot_schema')")).fetchone()
                 if exists and exists[0]:
-                    row = await (await conn.execute("SELECT version, min_reader_version FROM syncbot_schema")).fetchone()
-                    if row and row[1] > 2:
+                    versions = await conn.execute("SELECT version, min_reader_version FROM syncbot_schema")
+                    row = await versions.fetchone()
+                    if row and row[1] > SCHEMA_VERSION:
                         raise StoreError(f"{self.description}: written by a newer syncbot (schema {row[0]}); "
                                          "upgrade syncbot, or point SYNC_DB_URL at another database")
                 else:

@@ -115,7 +115,7 @@ def test_a_state_the_sdk_does_not_know_reaches_it_as_none(stack: LocalStack):
     client = workspace(stack)
     run_id = client.jobs.run_now(job_id=101, job_parameters={"run_id": "emu-new"}).run_id
     deadline = time.monotonic() + 10
-    while (raw := client.api_client.do("GET", "/api/2.2/jobs/runs/get", query={"run_id": run_id}))[
+    while client.api_client.do("GET", "/api/2.2/jobs/runs/get", query={"run_id": run_id})[
             "status"]["state"] != "WAITING_FOR_APPROVAL":
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -253,7 +253,7 @@ def test_infer_schema_using_template_list_swap_and_merge_work_as_in_snowflake(st
                        "WHEN MATCHED THEN UPDATE SET t.TEMPERATURE_MAX = s.TEMPERATURE_MAX WHEN NOT MATCHED THEN "
                        "INSERT (CITY_NAME, DATE) VALUES (s.CITY_NAME, s.DATE)")
         assert cursor.fetchone() == (1000, 0)
-        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="File format .* does not exist"):
+        with pytest.raises(snowflake.connector.errors.ProgrammingError, match=r"File format .* does not exist"):
             cursor.execute(infer.replace("SYNCBOT_PARQUET", "NO_FORMAT").join(["SELECT * FROM ", ""]))
 
 

@@ -162,7 +162,7 @@ async def test_a_corrupt_parquet_file_fails_the_copy_and_loads_nothing(stack, en
 
 async def test_a_missing_privilege_fails_with_the_grant_to_add(stack, env, table):
     stack.snowflake.engine.table_privileges[table_name(table)] = {"SELECT"}
-    parent, _, run = await sync_ends(stack, env, "FAILED")
+    _, _, run = await sync_ends(stack, env, "FAILED")
     assert "Insufficient privileges to operate on table" in run.error and "doctor" in run.error
     assert stack.snowflake.count_rows(table_name(table)) == 0
 

@@ -21,7 +21,7 @@ from emulators import LocalStack
 from emulators._net import free_port
 from emulators.slack import DEMO_CHANNEL_ID
 
-from .conftest import eventually, table_name
+from .conftest import table_name
 from .helpers import ROOT, command, final_parent, run_id_in, running_bot
 
 pytestmark = pytest.mark.e2e
@@ -136,7 +136,7 @@ async def test_healthz_follows_the_socket_mode_connection_and_metrics_count_the_
                                         "active_runs": 0})
         stack.slack.socket_mode_up = False
         await stack.acall(stack.slack.drop_sockets())
-        status, body = await eventually_async(health, lambda answer: answer[0] == 503)
+        _, body = await eventually_async(health, lambda answer: answer[0] == 503)
         assert "Socket Mode connection is down" in body["reason"]
         stack.slack.socket_mode_up = True
         await eventually_async(health, lambda answer: answer[0] == 200, timeout=60)

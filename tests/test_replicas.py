@@ -122,7 +122,7 @@ async def test_a_paused_process_that_lost_its_lease_writes_nothing_when_it_wakes
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     await eventually(lambda: stack.databricks.runs_for(run_id))
-    paused, other = (first, second) if f":{first.pid}:" in owner else (second, first)
+    paused, _ = (first, second) if f":{first.pid}:" in owner else (second, first)
     paused.signal(signal.SIGSTOP)
     await final_parent(stack, run_id, "SUCCESS", timeout=60)  # the other process took over and finished
     paused.signal(signal.SIGCONT)
