@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-faults lint typecheck bench emulators clean
+.PHONY: install demo test test-faults lint typecheck bench emulators doctor clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ typecheck: install
 
 emulators: install
 	$(BIN)/python -m emulators
+
+# Check a real setup (your .env / environment) against the live services; no data moves.
+doctor: install
+	$(BIN)/python -m bot doctor
 
 bench: install
 	$(BIN)/python -m bench

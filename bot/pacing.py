@@ -2,8 +2,8 @@
 
 chat.postMessage allows about one message per second per channel (short bursts tolerated); chat.update is Tier 3,
 about 50 a minute for the workspace. Each (method, channel) lane is a token bucket a little below those rates;
-callers queue for a token, urgent ones first (a new run's parent, a finished run's last replies and final
-parent), so that a busy channel delays progress replies, not outcomes. While a run waits for its turn its steps
+callers queue for a token, outcomes first (a finished run's last replies and final parent), then new runs' parents,
+then progress, so that a busy channel delays progress replies, not outcomes. While a run waits for its turn its steps
 pile up and go out as one reply.
 """
 
@@ -18,6 +18,7 @@ POST_PER_SECOND = 0.9  # chat.postMessage per channel: Slack's ~1/s, with a marg
 POST_BURST = 2
 UPDATE_PER_MINUTE = 45  # chat.update (Tier 3, ~50/min) for the whole workspace
 UPDATE_BURST = 4
+OUTCOME, NEW_RUN, PROGRESS = 0, 1, 2  # the order in which waiting calls get their turn
 
 
 @dataclass
@@ -43,7 +44,7 @@ class SlackPacer:
         self._order = itertools.count()
         self.waited_seconds = 0.0  # for benchmarks: time callers spent waiting for a turn
 
-    async def turn(self, method: str, channel: str, *, urgent: bool = False) -> None:
+    async def turn(self, method: str, channel: str, *, priority: int = PROGRESS) -> None:
         """Return when a call of `method` may be made (postMessage: per channel; update: per workspace)."""
         if method not in self._limits:
             return
@@ -58,7 +59,7 @@ class SlackPacer:
             lane.tokens -= 1
             return
         future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(lane.waiters, (0 if urgent else 1, next(self._order), future))
+        heapq.heappush(lane.waiters, (priority, next(self._order), future))
         if lane.dispatcher is None or lane.dispatcher.done():
             lane.dispatcher = asyncio.create_task(self._dispatch(lane))
         started = loop.time()

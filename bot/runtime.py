@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,7 +62,8 @@ async def running_bot(settings: BotSettings) -> AsyncIterator[BotRuntime]:
             await check_slack(settings, bot.client)
             socket = AsyncSocketModeHandler(app, settings.app_token)
             await socket.connect_async()
-            http = None
+            http: OperatorServer | None = None
+            lag_probe = asyncio.create_task(_watch_event_loop_lag(service), name="syncbot-loop-lag")
             try:
                 await service.start()
                 if settings.http.port is not None:
@@ -71,6 +73,7 @@ async def running_bot(settings: BotSettings) -> AsyncIterator[BotRuntime]:
                 gc.freeze()
                 yield BotRuntime(service, bot, socket, http)
             finally:
+                lag_probe.cancel()
                 if http is not None:
                     await http.stop()
                 await service.shutdown()
@@ -78,3 +81,12 @@ async def running_bot(settings: BotSettings) -> AsyncIterator[BotRuntime]:
                 await socket.close_async()
     finally:
         await service.store.close()
+
+
+async def _watch_event_loop_lag(service: SyncService, every: float = 0.1) -> None:
+    """How late the loop wakes a timer: what every ack, poll and Slack call waits on top of its own work."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(every)
+        service.metrics.loop_lag.observe(max(0.0, loop.time() - started - every))

@@ -23,7 +23,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from orchestrator import Metrics, RunEvent, RunStatus, StepLog, SyncRun, SyncService, log_event
 
-from .pacing import SlackPacer
+from .pacing import NEW_RUN, OUTCOME, PROGRESS, SlackPacer
 from .render import parent_message, steps_reply, summary_text
 
 log = logging.getLogger("syncbot.bot")
@@ -137,8 +137,7 @@ class RunThread:
 
     async def _post_steps(self, channel: str, thread_ts: str) -> None:
         run = await self._run()
-        urgent = bool(run and run.status.is_final)
-        await self._reporter.pacer.turn("chat.postMessage", channel, urgent=urgent)
+        await self._reporter.pacer.turn("chat.postMessage", channel, priority=_priority(run))
         batch = list(self._steps)  # everything pending at our turn goes out as one reply
         try:
             await self._reporter.client.chat_postMessage(channel=channel, thread_ts=thread_ts,
@@ -163,7 +162,7 @@ class RunThread:
             wait = MIN_UPDATE_INTERVAL_SECONDS - (time.monotonic() - self._last_update)
             if wait > 0:
                 await asyncio.sleep(wait)
-        await self._reporter.pacer.turn("chat.update", "*", urgent=run.status.is_final)
+        await self._reporter.pacer.turn("chat.update", "*", priority=_priority(run))
         if self._steps:  # steps arrived while we waited: they go first
             return
         self._parent_dirty = False
@@ -194,7 +193,8 @@ class RunThread:
     async def _post_parent(self, run: SyncRun) -> None:
         channel = str(run.context.get("channel", ""))
         client = self._reporter.client
-        await self._reporter.pacer.turn("chat.postMessage", channel, urgent=True)
+        await self._reporter.pacer.turn("chat.postMessage", channel, priority=OUTCOME if run.status.is_final
+                                        else NEW_RUN)
         if run.status.is_final:
             # Ended before its thread began (a quick failure or cancel): the parent starts as the run did and shows
             # the outcome after the replies, so that whoever sees the final parent sees the whole thread.
@@ -254,3 +254,7 @@ class RunThread:
                                                                             replace_original=False)
         except Exception as exc:
             log_event(log, "slack.notice_failed", level=logging.WARNING, run_id=self.run_id, error=describe(exc))
+
+
+def _priority(run: SyncRun | None) -> int:
+    return OUTCOME if run is not None and run.status.is_final else PROGRESS

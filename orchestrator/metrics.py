@@ -27,6 +27,13 @@ class Metrics:
                              ["service", "call"], registry=self.registry)
         self.errors = Counter("syncbot_external_errors", "Calls to Databricks, Snowflake and Slack that failed.",
                               ["service", "call"], registry=self.registry)
+        self.poll_lateness = Histogram("syncbot_poll_lateness_seconds", "How late a Databricks status poll started "
+                                       "after its scheduled time (waiting for a worker thread).",
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                       registry=self.registry)
+        self.loop_lag = Histogram("syncbot_event_loop_lag_seconds", "How late the event loop wakes a 100 ms timer.",
+                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+                                  registry=self.registry)
         self.takeovers = Counter("syncbot_lease_takeovers", "Runs this process took over from a process whose lease "
                                  "had expired.", registry=self.registry)
 

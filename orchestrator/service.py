@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -420,7 +421,7 @@ class SyncService:
                 raise RunCancelled("the Databricks run was cancelled" if confirmed
                                    else "syncbot asked Databricks to cancel the run")
             try:
-                state = await self._databricks_call(active, "runs/get", self._databricks.get_run,
+                state = await self._databricks_call(active, "runs/get", self._timed(self._databricks.get_run),
                                                     run.databricks_run_id)
             except RunFailed:
                 # We can no longer follow the job: stop it rather than leave it writing files nobody loads.
@@ -439,6 +440,15 @@ class SyncService:
                 return
             if self._seconds_left(active) <= 0:
                 await self._time_out(active, state)
+
+    def _timed(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """`call`, recording how long it waited for a worker thread (a poll that is late is a starved pool)."""
+        due = time.monotonic()
+
+        def timed(*args: Any) -> Any:
+            self.metrics.poll_lateness.observe(time.monotonic() - due)
+            return call(*args)
+        return timed
 
     async def _time_out(self, active: _ActiveRun, state: JobRunState) -> None:
         run = active.run

@@ -408,11 +408,12 @@ def _explain(path: str, exc: sqlite3.DatabaseError) -> str:
     return f"SYNC_DB_PATH={path}: cannot use the run store ({text}); {fix}"
 
 
-async def open_store(*, db_url: str | None, db_path: str, lease_seconds: float,
-                     owner: str | None = None) -> RunStore:
+async def open_store(*, db_url: str | None, db_path: str, lease_seconds: float, owner: str | None = None,
+                     connect_seconds: float = 15.0) -> RunStore:
     """The store the settings name: PostgreSQL when SYNC_DB_URL is set, else the SQLite file."""
     if db_url:
         from .store_postgres import PostgresRunStore  # psycopg is needed only by PostgreSQL users
 
-        return await PostgresRunStore(db_url, owner=owner, lease_seconds=lease_seconds).open()
+        return await PostgresRunStore(db_url, owner=owner, lease_seconds=lease_seconds,
+                                      connect_seconds=connect_seconds).open()
     return await SqliteRunStore(db_path, owner=owner, lease_seconds=lease_seconds).open()

@@ -26,15 +26,17 @@ class PostgresRunStore(RunStore):
     now_sql = "extract(epoch from clock_timestamp())"
     same_sql = "IS NOT DISTINCT FROM"
 
-    def __init__(self, url: str, *, owner: str | None = None, lease_seconds: float = 30.0) -> None:
+    def __init__(self, url: str, *, owner: str | None = None, lease_seconds: float = 30.0,
+                 connect_seconds: float = 15.0) -> None:
         super().__init__(owner=owner, lease_seconds=lease_seconds)
+        self.connect_seconds = connect_seconds
         self.description = f"SYNC_DB_URL={redact_url(url)}"
         self._pool = AsyncConnectionPool(url, min_size=1, max_size=4, open=False, timeout=10,
                                          kwargs={"autocommit": True, "connect_timeout": 10})
 
     async def open(self) -> PostgresRunStore:
         try:
-            await self._pool.open(wait=True, timeout=15)
+            await self._pool.open(wait=True, timeout=self.connect_seconds)
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 exists = await (await conn.execute("SELECT to_regclass('syncbot_schema')")).fetchone()

@@ -14,6 +14,8 @@ import pytest
 
 from emulators import LocalStack
 from emulators.slack import DEMO_CHANNEL_ID, MORE_CHANNEL_IDS
+from orchestrator.models import SyncRun, utcnow
+from orchestrator.store import open_store
 
 from .conftest import LEASE_SECONDS, eventually, table_name
 from .helpers import command, final_parent, run_id_in
@@ -29,6 +31,14 @@ def shared(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str
     return env
 
 
+async def wait_final(env: dict[str, str], run_id: str, timeout: float = 90) -> SyncRun:
+    deadline = time.monotonic() + timeout
+    while not (run := await stored_run(env, run_id)).status.is_final:
+        assert time.monotonic() < deadline, run.status
+        await asyncio.sleep(0.25)
+    return run
+
+
 async def two_bots(bot_processes, env):  # type: ignore[no-untyped-def]
     first = bot_processes(env, "first")
     await first.connected()
@@ -38,13 +48,21 @@ async def two_bots(bot_processes, env):  # type: ignore[no-untyped-def]
 
 
 async def holder(stack: LocalStack, env: dict[str, str], run_id: str) -> str | None:
-    from orchestrator.store import open_store
-
     store = await open_store(db_url=env.get("SYNC_DB_URL"), db_path=env["SYNC_DB_PATH"], lease_seconds=30, owner="t")
     try:
         return await store.holder(run_id)
     finally:
         await store.close()
+
+
+async def stored_run(env: dict[str, str], run_id: str) -> SyncRun:
+    store = await open_store(db_url=env.get("SYNC_DB_URL"), db_path=env["SYNC_DB_PATH"], lease_seconds=30, owner="t")
+    try:
+        run = await store.get(run_id)
+    finally:
+        await store.close()
+    assert run is not None
+    return run
 
 
 async def test_a_run_orphaned_by_a_killed_process_is_finished_by_the_other_without_a_restart(
@@ -58,12 +76,14 @@ async def test_a_run_orphaned_by_a_killed_process_is_finished_by_the_other_witho
         await asyncio.sleep(0.05)
     await eventually(lambda: stack.databricks.runs_for(run_id))
     victim, survivor = (first, second) if f":{first.pid}:" in owner else (second, first)
-    killed_at = time.monotonic()
+    killed_at = utcnow()
     assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
     parent = await final_parent(stack, run_id, "SUCCESS", timeout=60)
-    took = time.monotonic() - killed_at
-    assert took < float(LEASE_SECONDS) + 6  # within one lease period, plus a poll and the load
     assert survivor.process.poll() is None  # no restart: the live process took it over
+    run = await stored_run(shared, run_id)
+    resumed_at = next(step.at for step in run.steps if step.message.startswith("Resumed after a restart"))
+    # Claimed once the dead process's lease ran out (plus the claim loop's tick): generous bounds, not a benchmark.
+    assert (resumed_at - killed_at).total_seconds() < 3 * float(LEASE_SECONDS)
     assert "Resumed after a restart (was EXPORTING)" in stack.slack.thread_text(run_id)
     assert stack.slack.parents_of(run_id) == [parent]  # one thread
     assert len(stack.databricks.runs_for(run_id)) == 1  # one Databricks run
@@ -102,7 +122,10 @@ async def test_twenty_runs_on_twenty_tables_across_both_processes_are_each_drive
     first, second = await two_bots(bot_processes, env)
     channels = [DEMO_CHANNEL_ID, *MORE_CHANNEL_IDS]  # Slack paces each channel: spread them, as teams do
     run_ids = [run_id_in(await command(stack, f"r{n:02d}", channel=channels[n % len(channels)])) for n in range(20)]
-    await asyncio.gather(*(final_parent(stack, run_id, "SUCCESS", timeout=90) for run_id in run_ids))
+    # Done when the store says so (Slack's ~50 updates a minute would make every parent's last update the wait).
+    finals = await asyncio.gather(*(wait_final(shared, run_id) for run_id in run_ids))
+    assert {run.status.value for run in finals} == {"SUCCESS"}
+    await eventually(lambda: all(stack.slack.find_parent(run_id) for run_id in run_ids), 60)
     for run_id, name in zip(run_ids, tables, strict=True):
         assert len(stack.databricks.runs_for(run_id)) == 1
         assert len(stack.slack.parents_of(run_id)) == 1
@@ -128,14 +151,7 @@ async def test_a_paused_process_that_lost_its_lease_writes_nothing_when_it_wakes
     paused.signal(signal.SIGCONT)
     await eventually(lambda: "run.lease_lost" in paused.log() or "run.dropped" in paused.log(), 20)
     await asyncio.sleep(1.0)
-    from orchestrator.store import open_store
-
-    store = await open_store(db_url=shared.get("SYNC_DB_URL"), db_path=shared["SYNC_DB_PATH"], lease_seconds=30,
-                             owner="t")
-    try:
-        run = await store.get(run_id)
-    finally:
-        await store.close()
+    run = await stored_run(shared, run_id)
     assert run.status.value == "SUCCESS"
     messages = [step.message for step in run.steps]
     assert sum(message.startswith("Export finished") for message in messages) == 1  # nothing written twice

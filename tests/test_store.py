@@ -169,6 +169,7 @@ async def test_a_corrupt_or_missing_folder_database_is_a_clear_start_up_error(tm
 
 async def test_an_unreachable_postgresql_is_a_clear_start_up_error_without_the_password():
     with pytest.raises(StoreError) as error:
-        await open_store(db_url="postgresql://syncbot:s3cret-pass@127.0.0.1:1/runs", db_path="", lease_seconds=30)
+        await open_store(db_url="postgresql://syncbot:s3cret-pass@127.0.0.1:1/runs", db_path="", lease_seconds=30,
+                         connect_seconds=1)
     assert "SYNC_DB_URL=postgresql://syncbot:***@127.0.0.1:1/runs" in str(error.value)
     assert "s3cret-pass" not in str(error.value) and "check that the server is up" in str(error.value)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import orchestrator
 from bot.commands import Action, parse_command
-from bot.pacing import SlackPacer
+from bot.pacing import NEW_RUN, OUTCOME, PROGRESS, SlackPacer
 from bot.render import (
     BLOCKS_LIMIT,
     SECTION_LIMIT,
@@ -396,12 +396,13 @@ async def test_the_pacer_serves_urgent_calls_first_when_a_channel_is_busy():
     await pacer.turn("chat.postMessage", "C1")  # the burst is spent
     order: list[str] = []
 
-    async def call(name: str, urgent: bool) -> None:
-        await pacer.turn("chat.postMessage", "C1", urgent=urgent)
+    async def call(name: str, priority: int) -> None:
+        await pacer.turn("chat.postMessage", "C1", priority=priority)
         order.append(name)
 
-    await asyncio.gather(call("progress-1", False), call("progress-2", False), call("final", True))
-    assert order == ["final", "progress-1", "progress-2"]
+    await asyncio.gather(call("progress-1", PROGRESS), call("new-run", NEW_RUN), call("progress-2", PROGRESS),
+                         call("outcome", OUTCOME))
+    assert order == ["outcome", "new-run", "progress-1", "progress-2"]
     await pacer.turn("chat.postMessage", "C2")  # another channel has its own lane: no wait for C1's queue
 
 
