@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -19,6 +20,7 @@ from .thread import Reporter, RunThread
 
 log = logging.getLogger("syncbot.bot")
 
+RECENT_ANSWER_SECONDS = 1.0
 _SEEN_LIMIT = 1000  # Slack redelivers an envelope it thinks was not acked: answer it again, never act twice
 PRIVATE_CHANNEL_NAMES = ("directmessage", "privategroup")  # the payload's channel_name for a DM, a private channel
 
@@ -37,11 +39,13 @@ class SyncBot:
         self.threads: dict[str, RunThread] = {}
         self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
+        self._recent_answers: dict[str, tuple[float, dict[str, Any]]] = {}  # user → (when, `/sync status` answer)
         service.subscribe(self.on_run_event)
 
     # ---- orchestrator → Slack ----------------------------------------------------------------------------------
 
     def on_run_event(self, event: RunEvent) -> None:
+        self._recent_answers.clear()
         run = event.run
         if "channel" not in run.context:  # not started from Slack, and no report channel
             return
@@ -94,10 +98,19 @@ class SyncBot:
             syncs = self._runnable(user_id, channel_id)
             return list_message(syncs, await self.service.latest_by_sync(user=user_id))
         if parsed.action is Action.RECENT:
-            return recent_message(await self.service.recent(10, user=user_id))
+            return await self._recent(user_id)
         if parsed.action in (Action.STATUS, Action.CANCEL):
             return await self._about_run(parsed, user_id)
         return await self._start(parsed.sync_name, user_id, channel_id, command)
+
+    async def _recent(self, user_id: str) -> dict[str, Any]:
+        """`/sync status`, rendered at most once a second per person (a burst of them costs one query and one
+        rendering; any change to a run this process drives renders it anew)."""
+        now = time.monotonic()
+        cached = self._recent_answers.get(user_id)
+        if cached is None or now - cached[0] >= RECENT_ANSWER_SECONDS:
+            cached = self._recent_answers[user_id] = (now, recent_message(await self.service.recent(10, user=user_id)))
+        return cached[1]
 
     async def _about_run(self, parsed: Command, user_id: str) -> dict[str, Any]:
         run_id = parsed.run_id

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -40,11 +43,33 @@ def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO, 
     logger.log(level, event, extra={"fields": fields}, exc_info=exc_info)
 
 
+class _DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Hands the record to the writer thread as it is: formatting and writing happen off the event loop."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure_logging(secrets: Iterable[str] = (), level: int = logging.INFO) -> None:
+    # A log line costs ~0.2 ms to format and write; done on the event loop it was half of a /sync ack's extra time
+    # over a bare Bolt app (docs/benchmarks.md). A thread writes them instead.
+    global _listener
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter(secrets))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    if _listener is not None:
+        _listener.stop()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
+    atexit.register(_listener.stop)
+    # The logging HOWTO's optimisations: no caller lookup (a stack walk per record), no thread or process names.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_DeferredQueueHandler(records)]
     root.setLevel(level)
     for noisy in ("slack_bolt", "slack_sdk", "snowflake.connector", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -37,6 +37,7 @@ log = logging.getLogger("syncbot.orchestrator")
 CANCEL_CONFIRM_SECONDS = 60.0  # how long to wait for Databricks to confirm a cancelled run has ended
 KEEPER_TICK_SECONDS = 1.0  # cancel requests from other processes are read this often (acted on within 2 s)
 STORE_RETRY_MAX_SECONDS = 5.0
+RECENT_CACHE_SECONDS = 1.0  # how stale `/sync status` may be about runs other processes drive
 
 
 class UnknownSync(KeyError):
@@ -125,6 +126,8 @@ class SyncService:
         self._lost: set[str] = set()  # runs another process took from this one: this one must not report them
         self._observers: list[Observer] = []
         self._keeper: asyncio.Task[None] | None = None
+        self._recent_cache: dict[tuple[int, str | None, str | None], tuple[float, list[RunSummary]]] = {}
+        self._latest_cache: dict[tuple[int, str | None, str | None], tuple[float, dict[str, RunSummary]]] = {}
 
     # ---- public surface -------------------------------------------------------------------------------------
 
@@ -172,6 +175,9 @@ class SyncService:
             sync_name = next(iter(self.syncs))
         definition = self.definition(sync_name)
         target = definition.target
+        for active in self._active.values():  # this process's own active run on that table: no store round trip
+            if active.run.target.table_key == target.table_key and not active.run.status.is_final:
+                return StartResult(active.run, created=False)
         run_id = new_run_id()
         run = SyncRun(run_id=run_id, target=target, sync_name=sync_name, requested_by=requested_by,
                       private=private, context=dict(context or {}),
@@ -203,10 +209,26 @@ class SyncService:
 
     async def recent(self, limit: int = 10, *, user: str | None = None,
                      sync_name: str | None = None) -> list[RunSummary]:
-        return await self.store.summaries(limit, user=user, sync_name=sync_name)
+        """The recent runs as the store has them, at most RECENT_CACHE_SECONDS old (a burst of `/sync status` costs
+        one query; any change this process makes clears the cache at once)."""
+        key = (limit, user, sync_name)
+        now = time.monotonic()
+        cached = self._recent_cache.get(key)
+        if cached is not None and now - cached[0] < RECENT_CACHE_SECONDS:
+            return cached[1]
+        summaries = await self.store.summaries(limit, user=user, sync_name=sync_name)
+        self._recent_cache[key] = (now, summaries)
+        return summaries
 
     async def latest_by_sync(self, *, user: str | None = None) -> dict[str, RunSummary]:
-        return await self.store.latest_by_sync(list(self.syncs), user=user)
+        key = (-1, user, None)
+        now = time.monotonic()
+        cached = self._latest_cache.get(key)
+        if cached is not None and now - cached[0] < RECENT_CACHE_SECONDS:
+            return cached[1]
+        latest = await self.store.latest_by_sync(list(self.syncs), user=user)
+        self._latest_cache[key] = (now, latest)
+        return latest
 
     async def update_context(self, run_id: str, **values: Any) -> None:
         """The caller's own bookkeeping (for the bot: where the run's thread is), stored with the run."""
@@ -614,6 +636,8 @@ class SyncService:
                 self.metrics.phase_seconds.labels(run.sync_name, "load").observe(load)
 
     def _emit(self, event: RunEvent) -> None:
+        self._recent_cache.clear()
+        self._latest_cache.clear()
         for observer in list(self._observers):
             try:
                 observer(event)
