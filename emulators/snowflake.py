@@ -146,6 +146,12 @@ class SnowflakeEmulator:
         return self
 
     def stop(self) -> None:
+        for query in self.engine.registry.all():  # statements still running end, as at a shutdown
+            if not query.done.is_set():
+                query.abort.set()
+        deadline = time.monotonic() + 5
+        while any(not query.done.is_set() for query in self.engine.registry.all()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
