@@ -42,7 +42,7 @@ def measure_polls() -> None:
 def as_in_0_1_0(service: SyncService) -> None:
     """One shared pool of asyncio's default size, in which a COPY is waited for until it ends."""
     shared = BlockingPool("shared", min(32, (os.cpu_count() or 1) + 4))
-    service._databricks_pool = service._snowflake_pool = shared  # noqa: SLF001
+    service._databricks_pool = service._snowflake_pool = shared
     original = SnowflakeClient.status
 
     def status_until_done(self: SnowflakeClient, query_id: str) -> QueryState:
@@ -72,7 +72,8 @@ async def main(variant: str, window: float) -> dict[str, object]:
     if len(finals) < len(run_ids):
         statuses["unfinished"] = len(run_ids) - len(finals)
     result = {"p50": percentile(samples, 0.5), "p99": percentile(samples, 0.99), "max": max(samples),
-              "errors": sorted({run.error[:300] for run in finals if run.error})[:3], "polls": len(_late), "waiting": len(waiting), "statuses": dict(statuses), "seconds": elapsed}
+              "errors": sorted({run.error[:300] for run in finals if run.error})[:3],
+              "polls": len(_late), "waiting": len(waiting), "statuses": dict(statuses), "seconds": elapsed}
     print(json.dumps(result), flush=True)
     os._exit(0)  # worker threads of the 0.1.0 design may still be waiting on COPYs
 

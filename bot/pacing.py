@@ -10,8 +10,8 @@ pile up and go out as one reply.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 POST_PER_SECOND = 0.9  # chat.postMessage per channel: Slack's ~1/s, with a margin
@@ -27,7 +27,7 @@ class _Lane:
     burst: float
     tokens: float
     updated: float
-    waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    waiters: list[tuple[int, Callable[[], int], asyncio.Future[None]]] = field(default_factory=list)
     dispatcher: asyncio.Task[None] | None = None
 
     def refill(self, now: float) -> None:
@@ -44,8 +44,9 @@ class SlackPacer:
         self._order = itertools.count()
         self.waited_seconds = 0.0  # for benchmarks: time callers spent waiting for a turn
 
-    async def turn(self, method: str, channel: str, *, priority: int = PROGRESS) -> None:
-        """Return when a call of `method` may be made (postMessage: per channel; update: per workspace)."""
+    async def turn(self, method: str, channel: str, *, priority: int | Callable[[], int] = PROGRESS) -> None:
+        """Return when a call of `method` may be made (postMessage: per channel; update: per workspace). A callable
+        priority is asked again at each turn: a run that ends while it waits moves to the front."""
         if method not in self._limits:
             return
         loop = asyncio.get_running_loop()
@@ -59,7 +60,7 @@ class SlackPacer:
             lane.tokens -= 1
             return
         future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(lane.waiters, (priority, next(self._order), future))
+        lane.waiters.append((next(self._order), priority if callable(priority) else (lambda: priority), future))
         if lane.dispatcher is None or lane.dispatcher.done():
             lane.dispatcher = asyncio.create_task(self._dispatch(lane))
         started = loop.time()
@@ -73,7 +74,9 @@ class SlackPacer:
             if lane.tokens < 1:
                 await asyncio.sleep((1 - lane.tokens) / lane.rate)
                 continue
-            _, _, future = heapq.heappop(lane.waiters)
+            chosen = min(lane.waiters, key=lambda waiter: (waiter[1](), waiter[0]))
+            lane.waiters.remove(chosen)
+            future = chosen[2]
             if not future.done():  # a caller that gave up does not spend a token
                 lane.tokens -= 1
                 future.set_result(None)

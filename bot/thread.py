@@ -72,6 +72,14 @@ class RunThread:
         self._where: tuple[str, str] | None = None  # (channel, ts) of the parent, once posted or known
         self.task = asyncio.create_task(self._work(), name=f"slack-thread-{run_id}")
 
+    def _ended(self) -> bool:
+        run = self._service.live(self.run_id)
+        return run is None or run.status.is_final  # no longer driven here: it has ended (or moved away)
+
+    def _priority(self) -> int:
+        """Asked by the pacer at each turn: a run that ended while it waited goes first."""
+        return OUTCOME if self._ended() else PROGRESS
+
     def notify(self, event: RunEvent) -> None:
         if event.step is not None:
             self._steps.append(event.step)
@@ -136,8 +144,7 @@ class RunThread:
             await self._update_parent(channel, thread_ts)
 
     async def _post_steps(self, channel: str, thread_ts: str) -> None:
-        run = await self._run()
-        await self._reporter.pacer.turn("chat.postMessage", channel, priority=_priority(run))
+        await self._reporter.pacer.turn("chat.postMessage", channel, priority=self._priority)
         batch = list(self._steps)  # everything pending at our turn goes out as one reply
         try:
             await self._reporter.client.chat_postMessage(channel=channel, thread_ts=thread_ts,
@@ -162,7 +169,7 @@ class RunThread:
             wait = MIN_UPDATE_INTERVAL_SECONDS - (time.monotonic() - self._last_update)
             if wait > 0:
                 await asyncio.sleep(wait)
-        await self._reporter.pacer.turn("chat.update", "*", priority=_priority(run))
+        await self._reporter.pacer.turn("chat.update", "*", priority=self._priority)
         if self._steps:  # steps arrived while we waited: they go first
             return
         self._parent_dirty = False
@@ -193,8 +200,8 @@ class RunThread:
     async def _post_parent(self, run: SyncRun) -> None:
         channel = str(run.context.get("channel", ""))
         client = self._reporter.client
-        await self._reporter.pacer.turn("chat.postMessage", channel, priority=OUTCOME if run.status.is_final
-                                        else NEW_RUN)
+        await self._reporter.pacer.turn("chat.postMessage", channel,
+                                        priority=lambda: OUTCOME if self._ended() else NEW_RUN)
         if run.status.is_final:
             # Ended before its thread began (a quick failure or cancel): the parent starts as the run did and shows
             # the outcome after the replies, so that whoever sees the final parent sees the whole thread.
@@ -256,5 +263,3 @@ class RunThread:
             log_event(log, "slack.notice_failed", level=logging.WARNING, run_id=self.run_id, error=describe(exc))
 
 
-def _priority(run: SyncRun | None) -> int:
-    return OUTCOME if run is not None and run.status.is_final else PROGRESS

@@ -26,13 +26,13 @@ class BotNotReady(RuntimeError):
 
 
 class BotProcess:
-    def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path, *,
-                 command: tuple[str, ...] = ()) -> None:
+    def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path, *, command: tuple[str, ...] = (),
+                 module_args: tuple[str, ...] = ()) -> None:
         self.stack = stack
         self.log_path = log_path
         self._connections_before = stack.slack.connections
         self._log = log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot", *command], cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, *(module_args or ("-m", "bot")), *command], cwd=ROOT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
                                         stdout=self._log, stderr=subprocess.STDOUT)
 

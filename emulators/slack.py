@@ -60,6 +60,7 @@ class Message:
     edits: int = 0
     history: list[str] = field(default_factory=list)  # every text this message has had, oldest first
     seq: int = 0  # when it was last posted or updated, in the order of all calls (for "the parent goes last")
+    final_at: float | None = None  # wall-clock time the parent's metadata first showed a final status
 
     @property
     def run(self) -> dict[str, Any]:
@@ -397,6 +398,8 @@ class SlackEmulator:
         message.edits += 1
         message.history.append(message.text)
         message.seq = next(self._seq)
+        if message.final_at is None and message.shows_final_run:
+            message.final_at = time.time()
         self._changed()
         return {"ok": True, "channel": channel, "ts": ts, "text": message.text}
 
@@ -477,6 +480,8 @@ class SlackEmulator:
               metadata: dict[str, Any] | None) -> Message:
         message = Message(channel, self._next_ts(), user, text, blocks, thread_ts, metadata, history=[text],
                           seq=next(self._seq))
+        if message.shows_final_run:
+            message.final_at = time.time()
         self.messages.append(message)
         self._changed()
         return message
