@@ -5,26 +5,23 @@ export + load of the same rows on this machine."""
 from __future__ import annotations
 
 import logging
-import os
-import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import duckdb
 
 from emulators import LocalStack
+from emulators.botprocess import BotProcess, follow, run_id_of
 from emulators.databricks import JobSpec, create_workspace
 from emulators.stack import DEMO_DATABASE, DEMO_SCHEMA
 
-from ._common import peak_rss_mb, scratch_dir
+from ._common import bot_env, rss_mb, scratch_dir
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = (1_000, 5_000_000)
 SOURCE = "samples.accuweather.forecast_daily_calendar_imperial_xl"
+COLUMNS = ("city_name, country_code, date, latitude, longitude, temperature_max, temperature_min, temperature_avg, "
+           "humidity_relative_avg, precipitation_probability, rain_probability, cloud_cover_perc_avg")
 EXPORT_SQL = ("INSERT OVERWRITE DIRECTORY 's3://databricks-snowflake-share/runs/{{{{job.parameters.run_id}}}}/' "
-              "USING PARQUET SELECT * FROM " + SOURCE + " LIMIT {rows}")
+              f"USING PARQUET SELECT {COLUMNS} FROM {SOURCE} LIMIT {{rows}}")
 
 
 def sync_with_a_bot_process(stack: LocalStack, rows: int) -> dict[str, float]:
@@ -32,32 +29,20 @@ def sync_with_a_bot_process(stack: LocalStack, rows: int) -> dict[str, float]:
     stack.databricks.jobs[job_id] = JobSpec(job_id=job_id, name=f"export {rows}", sql=EXPORT_SQL.format(rows=rows),
                                             duration_seconds=0.5)
     stack.snowflake.create_table(f"{DEMO_DATABASE}.{DEMO_SCHEMA}.{table}")
-    workdir = scratch_dir("volume")
-    env = {**os.environ, **stack.env(), "DATABRICKS_JOB_ID": str(job_id), "SNOWFLAKE_TABLE": table,
-           "SYNC_DB_PATH": str(workdir / "syncbot.db"), "SYNC_RUN_TIMEOUT_SECONDS": "900"}
-    sockets_before = stack.slack.connections
-    with (workdir / "bot.log").open("w") as log:
-        bot = subprocess.Popen([sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not [s for s in stack.slack.connections if s not in sockets_before]:
-            if bot.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((workdir / "bot.log").read_text()[-2000:])
-            time.sleep(0.05)
-        idle_mb = peak_rss_mb(bot.pid)
+    env = bot_env(stack, DATABRICKS_JOB_ID=str(job_id), SNOWFLAKE_TABLE=table, SYNC_RUN_TIMEOUT_SECONDS="900",
+                  SYNC_LOAD_TIMEOUT_SECONDS="900")
+    with BotProcess(stack, env, scratch_dir("volume") / "bot.log") as bot:
+        bot.wait_connected()
+        idle_mb = rss_mb(bot.pid, "VmRSS")
         started = time.perf_counter()
-        ack = stack.call(stack.slack.send_command(""))
-        run_id = re.search(r"`(\d{4}-[a-z0-9]{6})`", ack["text"]).group(1)  # type: ignore[union-attr]
-        while not ((parent := stack.slack.find_parent(run_id)) and parent.shows_final_run):
-            time.sleep(0.05)
+        run_id = run_id_of(stack.call(stack.slack.send_command("")))
+        assert run_id, "no run started"
+        parent = follow(stack, run_id, timeout=900, bot=bot)
         elapsed = time.perf_counter() - started
-        if "SUCCESS" not in parent.text.split(":", 1)[0]:
+        if parent.run["status"] != "SUCCESS":
             raise RuntimeError(parent.text)
         return {"rows": stack.snowflake.count_rows(f"{DEMO_DATABASE}.{DEMO_SCHEMA}.{table}"), "seconds": elapsed,
-                "bot_idle_mb": idle_mb, "bot_peak_mb": peak_rss_mb(bot.pid)}
-    finally:
-        bot.terminate()
-        bot.wait(30)
+                "bot_idle_mb": idle_mb, "bot_peak_mb": rss_mb(bot.pid)}
 
 
 def duckdb_alone(rows: int) -> float:
@@ -65,7 +50,8 @@ def duckdb_alone(rows: int) -> float:
     path = scratch_dir("duckdb") / "export.parquet"
     workspace = create_workspace()
     started = time.perf_counter()
-    workspace.execute(f"COPY (SELECT * FROM {SOURCE} LIMIT {rows}) TO '{path}' (FORMAT PARQUET, COMPRESSION SNAPPY)")
+    workspace.execute(f"COPY (SELECT {COLUMNS} FROM {SOURCE} LIMIT {rows}) TO '{path}' "
+                      "(FORMAT PARQUET, COMPRESSION SNAPPY)")
     duckdb.connect().execute(f"CREATE TABLE loaded AS SELECT * FROM read_parquet('{path}')")
     return time.perf_counter() - started
 

@@ -418,31 +418,26 @@ class Engine:
                                   [database, schema, table]).fetchall()
         return [(str(column), str(kind)) for column, kind in rows]
 
+    def _named(self, session: Session, name: str, kind: str, catalog: str, column: str) -> tuple[str, str]:
+        """(qualified name, `column`) of a stage or file format the role may use; Snowflake's error otherwise."""
+        qualified = self._qualify(session, name)
+        database, schema, item = qualified.split(".")
+        with self._cursor() as cursor:
+            row = cursor.execute(f"SELECT {column} FROM _fs_global._fs_information_schema.{catalog} WHERE "
+                                 "database_name = ? AND schema_name = ? AND name = ?",
+                                 [database, schema, item]).fetchone()
+        if row is None:
+            raise _not_found(kind, qualified)
+        self._require(session, kind.upper().replace(" ", "_"), qualified, "USAGE")
+        return qualified, str(row[0])
+
     def _stage(self, session: Session, name: str) -> tuple[str, str]:
         """(qualified name, URL) of an external stage."""
-        qualified = self._qualify(session, name)
-        database, schema, stage = qualified.split(".")
-        with self._cursor() as cursor:
-            row = cursor.execute("SELECT url FROM _fs_global._fs_information_schema._fs_stages WHERE "
-                                 "database_name = ? AND schema_name = ? AND name = ?",
-                                 [database, schema, stage]).fetchone()
-        if row is None:
-            raise _not_found("Stage", qualified)
-        self._require(session, "STAGE", qualified, "USAGE")
-        url = str(row[0])
+        qualified, url = self._named(session, name, "Stage", "_fs_stages", "url")
         return qualified, url if url.endswith("/") else url + "/"
 
     def _file_format(self, session: Session, name: str) -> str:
-        qualified = self._qualify(session, name)
-        database, schema, format_name = qualified.split(".")
-        with self._cursor() as cursor:
-            row = cursor.execute("SELECT type FROM _fs_global._fs_information_schema._fs_file_formats WHERE "
-                                 "database_name = ? AND schema_name = ? AND name = ?",
-                                 [database, schema, format_name]).fetchone()
-        if row is None:
-            raise _not_found("File format", qualified)
-        self._require(session, "FILE_FORMAT", qualified, "USAGE")
-        return str(row[0]).upper()
+        return self._named(session, name, "File format", "_fs_file_formats", "type")[1].upper()
 
     def privileges(self, object_type: str, name: str) -> set[str]:
         """What the bot's role holds on an object: everything it owns, minus what a test revoked."""

@@ -47,6 +47,18 @@ async def two_bots(bot_processes, env):  # type: ignore[no-untyped-def]
     return first, second
 
 
+async def a_run_and_its_owner(stack: LocalStack, env: dict[str, str], bot_processes):  # type: ignore[no-untyped-def]
+    """Two bots, a run started through Slack: (run id, the process driving it, the other one)."""
+    first, second = await two_bots(bot_processes, env)
+    run_id = run_id_in(await command(stack, ""))
+    deadline = time.monotonic() + 20
+    while (owner := await holder(stack, env, run_id)) is None:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await eventually(lambda: stack.databricks.runs_for(run_id))
+    return (run_id, first, second) if f":{first.pid}:" in owner else (run_id, second, first)
+
+
 async def holder(stack: LocalStack, env: dict[str, str], run_id: str) -> str | None:
     store = await open_store(db_url=env.get("SYNC_DB_URL"), db_path=env["SYNC_DB_PATH"], lease_seconds=30, owner="t")
     try:
@@ -68,14 +80,7 @@ async def stored_run(env: dict[str, str], run_id: str) -> SyncRun:
 async def test_a_run_orphaned_by_a_killed_process_is_finished_by_the_other_without_a_restart(
         stack, shared, table, bot_processes):
     stack.databricks.set_outcome(101, "success", duration_seconds=4)
-    first, second = await two_bots(bot_processes, shared)
-    run_id = run_id_in(await command(stack, ""))
-    deadline = time.monotonic() + 20
-    while (owner := await holder(stack, shared, run_id)) is None:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    await eventually(lambda: stack.databricks.runs_for(run_id))
-    victim, survivor = (first, second) if f":{first.pid}:" in owner else (second, first)
+    run_id, victim, survivor = await a_run_and_its_owner(stack, shared, bot_processes)
     killed_at = utcnow()
     assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
     parent = await final_parent(stack, run_id, "SUCCESS", timeout=60)
@@ -138,14 +143,7 @@ async def test_twenty_runs_on_twenty_tables_across_both_processes_are_each_drive
 async def test_a_paused_process_that_lost_its_lease_writes_nothing_when_it_wakes(stack, shared, table,
                                                                                bot_processes):
     stack.databricks.set_outcome(101, "success", duration_seconds=6)
-    first, second = await two_bots(bot_processes, shared)
-    run_id = run_id_in(await command(stack, ""))
-    deadline = time.monotonic() + 20
-    while (owner := await holder(stack, shared, run_id)) is None:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    await eventually(lambda: stack.databricks.runs_for(run_id))
-    paused, _ = (first, second) if f":{first.pid}:" in owner else (second, first)
+    run_id, paused, _ = await a_run_and_its_owner(stack, shared, bot_processes)
     paused.signal(signal.SIGSTOP)
     await final_parent(stack, run_id, "SUCCESS", timeout=60)  # the other process took over and finished
     paused.signal(signal.SIGCONT)
