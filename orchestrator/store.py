@@ -267,13 +267,6 @@ class RunStore(ABC):
         ]
 
     @staticmethod
-    def refresh_columns(body: str) -> tuple[list[Any], str | None]:
-        """A 0.1.0 row's new columns, derived from its JSON (which the new code reads, keeping unknown fields)."""
-        run = SyncRun.from_dict(json.loads(body))
-        columns = _columns(run)
-        return list(columns.values()), None
-
-    @staticmethod
     def duplicate_active(rows: list[tuple[str, str, str]]) -> list[str]:
         """Runs that break "one active run per table" (an old release allowed it across processes): all but the
         newest of each table. They are ended FAILED by the migration, with the reason in their record."""
@@ -348,12 +341,11 @@ class SqliteRunStore(RunStore):
         assert db is not None
         for statement in self._v2_columns():
             db.execute(statement)
-        rows = db.execute("SELECT run_id, body FROM runs").fetchall()
-        names = list(_columns(SyncRun.from_dict(json.loads(rows[0][1]))).keys()) if rows else []
-        for run_id, body in rows:
-            values, _ = self.refresh_columns(body)
-            db.execute(f"UPDATE runs SET {', '.join(f'{name} = ?' for name in names)} WHERE run_id = ?",
-                       (*values, run_id))
+        for run_id, body in db.execute("SELECT run_id, body FROM runs").fetchall():
+            # A 0.1.0 row's new columns, derived from its JSON (which this release reads, keeping unknown fields).
+            columns = _columns(SyncRun.from_dict(json.loads(body)))
+            db.execute(f"UPDATE runs SET {', '.join(f'{name} = ?' for name in columns)} WHERE run_id = ?",
+                       (*columns.values(), run_id))
         active = db.execute(f"SELECT run_id, target_table, created_at FROM runs WHERE status IN ({_ACTIVE_SQL})")
         for run_id in self.duplicate_active(active.fetchall()):
             (body,) = db.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,)).fetchone()

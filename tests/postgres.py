@@ -46,11 +46,27 @@ class PostgresServer:
     def _run(self, *command: str) -> None:
         subprocess.run(command, check=True, capture_output=True, user=self._user, timeout=120)
 
+    def _reachable(self, bin_dir: Path) -> Path:
+        """The binaries where `nobody` can run them: a copy when the install lies under a private folder (/root)."""
+        if self._user is None:
+            return bin_dir
+        private = any(not path.stat().st_mode & 0o001 for path in [bin_dir, *bin_dir.parents])
+        if not private:
+            return bin_dir
+        # The wheel's binaries find their libraries at $ORIGIN/../../../pgserver.libs: keep that layout.
+        install, package = bin_dir.parent, bin_dir.parent.parent
+        copy = self.root / "pg" / package.name / install.name
+        shutil.copytree(install, copy, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, self.root / "pg" / libs.name, symlinks=True)
+        return copy / "bin"
+
     def start(self) -> PostgresServer:
-        bin_dir = binaries()
+        self.root.chmod(0o755)
+        bin_dir = self._reachable(binaries())
         data, sockets = self.root / "data", self.root / "sockets"
         sockets.mkdir(parents=True)
-        self.root.chmod(0o755)
         if self._user:
             for path in (self.root, sockets):
                 shutil.chown(path, self._user)
