@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -31,6 +34,19 @@ def summary(values: list[float]) -> str:
 
 def scratch_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"syncbot-bench-{prefix}-"))
+
+
+@functools.cache
+def production_python() -> Path:
+    """A fresh venv with `pip install .` (the wheel the project builds, dependencies from PyPI, no dev extras), made
+    once per benchmark run. Run it with a cwd outside the checkout so that `bot` comes from the installed wheel."""
+    venv = scratch_dir("prod-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], capture_output=True,
+                               text=True, timeout=900)
+    if installed.returncode:
+        raise RuntimeError(f"pip install . failed:\n{installed.stderr[-3000:]}")
+    return venv / "bin" / "python"
 
 
 def rss_mb(pid: int, field: str = "VmHWM") -> float:

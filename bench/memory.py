@@ -5,48 +5,27 @@ has run (so the Databricks and Snowflake clients are loaded)."""
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from emulators import LocalStack
-from emulators.botprocess import follow, run_id_of
-from emulators.slack import DEMO_CHANNEL_ID
+from emulators.botprocess import BotProcess, follow, run_id_of
 
-from ._common import ROOT, bot_env, rss_mb, scratch_dir
-
-
-def production_python() -> Path:
-    """A fresh venv with `pip install .` (the wheel the project builds; dependencies from PyPI)."""
-    venv = scratch_dir("prod-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(ROOT)], check=True, timeout=900)
-    return venv / "bin" / "python"
+from ._common import ROOT, bot_env, production_python, rss_mb, scratch_dir
 
 
 def measure(stack: LocalStack, python: Path, cwd: Path) -> dict[str, float]:
     env = bot_env(stack, SYNC_POLL_INTERVAL_SECONDS="0.5", SYNC_POLL_MAX_INTERVAL_SECONDS="1")
-    before = stack.slack.connections
-    log = (scratch_dir("memory") / "bot.log").open("w")
-    process = subprocess.Popen([str(python), "-m", "bot"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while not [s for s in stack.slack.connections if s not in before]:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the bot did not connect; see {log.name}")
-            time.sleep(0.1)
+    with BotProcess(stack, env, scratch_dir("memory") / "bot.log", python=python, cwd=cwd) as bot:
+        bot.wait_connected(90)
         time.sleep(3)
-        idle = rss_mb(process.pid, "VmRSS")
-        run_id = run_id_of(stack.call(stack.slack.send_command("", channel=DEMO_CHANNEL_ID)))
+        idle = rss_mb(bot.pid, "VmRSS")
+        run_id = run_id_of(stack.call(stack.slack.send_command("")))
         assert run_id, "no run started"
-        follow(stack, run_id, timeout=120)
+        follow(stack, run_id, timeout=120, bot=bot)
         time.sleep(3)
-        return {"idle_mb": idle, "after_run_mb": rss_mb(process.pid, "VmRSS"), "peak_mb": rss_mb(process.pid)}
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+        return {"idle_mb": idle, "after_run_mb": rss_mb(bot.pid, "VmRSS"), "peak_mb": rss_mb(bot.pid)}
 
 
 def run() -> dict[str, dict[str, float]]:

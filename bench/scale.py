@@ -2,6 +2,9 @@
 started over the HTTP API. Figures: the bot's peak memory, event-loop lag and poll lateness (from its own /metrics),
 and the runs' final statuses.
 
+The bot is the production install (`pip install .` in a fresh venv, see _common.production_python): the development
+venv also holds pyarrow and numpy (fakesnow's), which the Snowflake connector imports whenever it finds them.
+
 The runs report in no Slack thread: Slack allows about 50 chat.update calls a minute per workspace, so 1,000 threads
 would spend over 20 minutes on their parents' updates alone (bench/pacing.py measures Slack)."""
 
@@ -17,7 +20,7 @@ from emulators import LocalStack
 from emulators._net import free_port
 from emulators.botprocess import BotProcess
 
-from ._common import add_syncs, api_call, bot_env, histogram_quantile, metrics, rss_mb, scratch_dir
+from ._common import add_syncs, api_call, bot_env, histogram_quantile, metrics, production_python, rss_mb, scratch_dir
 
 RUNS = 1000
 EXPORT_SQL = ("INSERT OVERWRITE DIRECTORY 's3://databricks-snowflake-share/runs/{{job.parameters.run_id}}/' "
@@ -42,7 +45,8 @@ def run() -> dict[str, object]:
         env = bot_env(stack, SYNC_CONFIG=config, SYNC_HTTP_PORT=str(port), SYNC_API_TOKEN=token,
                       SYNC_RUN_TIMEOUT_SECONDS="1800", SYNC_LOAD_TIMEOUT_SECONDS="1800")
         url = f"http://127.0.0.1:{port}"
-        with BotProcess(stack, env, scratch_dir("scale") / "bot.log") as bot:
+        with BotProcess(stack, env, scratch_dir("scale") / "bot.log", python=production_python(),
+                        cwd=scratch_dir("cwd")) as bot:
             bot.wait_connected()
             idle_mb = rss_mb(bot.pid, "VmRSS")
             started = time.monotonic()

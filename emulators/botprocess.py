@@ -27,12 +27,12 @@ class BotNotReady(RuntimeError):
 
 class BotProcess:
     def __init__(self, stack: LocalStack, env: dict[str, str], log_path: Path, *, command: tuple[str, ...] = (),
-                 module_args: tuple[str, ...] = ()) -> None:
+                 module_args: tuple[str, ...] = (), python: str | Path = sys.executable, cwd: Path = ROOT) -> None:
         self.stack = stack
         self.log_path = log_path
         self._connections_before = stack.slack.connections
         self._log = log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, *(module_args or ("-m", "bot")), *command], cwd=ROOT,
+        self.process = subprocess.Popen([str(python), *(module_args or ("-m", "bot")), *command], cwd=cwd,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
                                         stdout=self._log, stderr=subprocess.STDOUT)
 

@@ -447,15 +447,21 @@ class DatabricksEmulator:
         query = match.group("query")
         names = []
         with self._workspace_lock:
-            (rows,) = self._workspace.execute(f"SELECT COUNT(*) FROM ({query})").fetchone()  # type: ignore[misc]
-            parts = 1 if rows == 0 else max(2, math.ceil(rows / ROWS_PER_PART))
-            per_part = max(1, math.ceil(rows / parts))
-            task = uuid.uuid4()
-            for index in range(parts):
-                name = f"part-{index:05d}-{task}-c000.snappy.parquet"
-                self._workspace.execute(f"COPY (SELECT * FROM ({query}) LIMIT {per_part} OFFSET {index * per_part}) "
-                                        f"TO '{directory}{name}' (FORMAT PARQUET, COMPRESSION SNAPPY)")
-                names.append(name)
+            # The query runs once (as Spark's would); its rows are then split over the part files.
+            self._workspace.execute(f"CREATE OR REPLACE TEMP TABLE export_rows AS SELECT * FROM ({query})")
+            try:
+                (rows,) = self._workspace.execute("SELECT COUNT(*) FROM export_rows").fetchone()  # type: ignore[misc]
+                parts = 1 if rows == 0 else max(2, math.ceil(rows / ROWS_PER_PART))
+                per_part = max(1, math.ceil(rows / parts))
+                task = uuid.uuid4()
+                for index in range(parts):
+                    name = f"part-{index:05d}-{task}-c000.snappy.parquet"
+                    self._workspace.execute(f"COPY (SELECT * FROM export_rows WHERE rowid >= {index * per_part} AND "
+                                            f"rowid < {(index + 1) * per_part}) TO '{directory}{name}' "
+                                            "(FORMAT PARQUET, COMPRESSION SNAPPY)")
+                    names.append(name)
+            finally:
+                self._workspace.execute("DROP TABLE IF EXISTS export_rows")
         committed = json.dumps({"added": names, "removed": []}).encode()
         client.put_object(Bucket=bucket, Key=f"{prefix}_committed_{transaction}", Body=committed)
         client.put_object(Bucket=bucket, Key=f"{prefix}_SUCCESS", Body=b"")
