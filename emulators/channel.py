@@ -36,7 +36,7 @@ def _block_lines(blocks: list[dict[str, Any]]) -> list[str]:
         elif block.get("type") == "section":
             button = block.get("accessory") or {}
             suffix = f"  [ {button['text']['text']} ]" if button.get("type") == "button" else ""
-            lines.append(plain(block["text"]["text"]) + suffix)
+            lines += (plain(block["text"]["text"]) + suffix).splitlines()  # a receipt spans several lines
         elif block.get("type") == "actions":
             lines.append("  ".join(f"[ {element['text']['text']} ]" for element in block.get("elements", [])))
     return lines
