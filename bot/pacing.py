@@ -42,7 +42,6 @@ class SlackPacer:
                         "chat.update": (update_per_minute / 60, update_burst)}
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._order = itertools.count()
-        self.waited_seconds = 0.0  # for benchmarks: time callers spent waiting for a turn
 
     async def turn(self, method: str, channel: str, *, priority: int | Callable[[], int] = PROGRESS) -> None:
         """Return when a call of `method` may be made (postMessage: per channel; update: per workspace). A callable
@@ -63,9 +62,7 @@ class SlackPacer:
         lane.waiters.append((next(self._order), priority if callable(priority) else (lambda: priority), future))
         if lane.dispatcher is None or lane.dispatcher.done():
             lane.dispatcher = asyncio.create_task(self._dispatch(lane))
-        started = loop.time()
         await future
-        self.waited_seconds += loop.time() - started
 
     async def _dispatch(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()

@@ -275,9 +275,6 @@ class RunSummary:
         end = self.finished_at or now or utcnow()
         return max(0.0, (end - self.created_at).total_seconds())
 
-    def visible_to(self, user: str | None) -> bool:
-        return not self.private or user is None or user == self.requested_by
-
 
 def summarize(run: SyncRun) -> RunSummary:
     return RunSummary(run_id=run.run_id, sync_name=run.sync_name, status=run.status,

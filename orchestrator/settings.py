@@ -152,10 +152,6 @@ class Settings:
     syncs: dict[str, SyncDefinition]
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
-    @property
-    def only_sync(self) -> SyncDefinition | None:
-        return next(iter(self.syncs.values())) if len(self.syncs) == 1 else None
-
 
 SECRET_VARIABLES = ("DATABRICKS_TOKEN", "DATABRICKS_CLIENT_SECRET", "SNOWFLAKE_PASSWORD",
                     "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SYNC_API_TOKEN")
